@@ -1,0 +1,336 @@
+"""The pytest plugin: profile in, test items and reports out. Thin on purpose.
+
+Everything here is about pytest: options, turning a profile into parametrised items, running the
+probe plan once per session, and handing evidence to the reports. The measuring lives in
+`sixcheck.probes`, the judging in `checks/`, the writing of results in `sixcheck.report`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _pytest._code.code import ReprFileLocation, TerminalRepr  # no public home for these
+
+from .check import TARGETS_ATTR
+from .probes.base import (
+    Observation,
+    ProbeContext,
+    ProbeFailed,
+    ProbeRequest,
+    ProbeUnavailable,
+    has_raw_sockets,
+)
+from .probes.plan import run_plan
+from .report import Results, message_of, render_evidence
+from .schema import LoadedProfile, ProfileError, list_profiles, load
+
+PROFILE_KEY = pytest.StashKey[LoadedProfile]()
+RESULTS_KEY = pytest.StashKey[Results]()
+PLAN_KEY = pytest.StashKey[list[ProbeRequest[Any]]]()
+EVIDENCE_KEY = pytest.StashKey[list[dict[str, Any]]]()
+NA_MARK = "sixcheck_na"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sixcheck", "sixcheck: IPv6 site checks")
+    group.addoption(
+        "--profile", metavar="NAME|PATH", help="site profile: a name in profiles/ or a path"
+    )
+    group.addoption(
+        "--list-profiles", action="store_true", help="list the shipped profiles and exit"
+    )
+    group.addoption(
+        "--report-dir",
+        metavar="DIR",
+        default="reports",
+        help="where reports go (default: reports/)",
+    )
+    group.addoption("--no-report", action="store_true", help="write neither HTML nor JSON report")
+    group.addoption("--json-file", metavar="PATH", help="write the JSON results here instead")
+    parser.addini("sixcheck_profile_dirs", "extra folders searched for profile names", type="paths")
+
+
+def _profile_dirs(config: pytest.Config) -> list[Path]:
+    dirs = [Path(p) for p in config.getini("sixcheck_profile_dirs")]
+    return [*dirs, config.rootpath / "profiles"]
+
+
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if not config.getoption("list_profiles"):
+        return None
+    for name, path, desc in list_profiles(_profile_dirs(config)):
+        print(f"{name:<16} {desc}  ({path})")
+    return 0
+
+
+def _report_stem(name: str, started: datetime, report_dir: Path) -> str:
+    stem = f"{name}-{started.strftime('%Y%m%dT%H%M%SZ')}"
+    # two runs in the same second (cron overlap) must not overwrite each other
+    n = 1
+    candidate = stem
+    while (report_dir / f"{candidate}.json").exists() or (
+        report_dir / f"{candidate}.html"
+    ).exists():
+        n += 1
+        candidate = f"{stem}-{n}"
+    return candidate
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{NA_MARK}: internal: nothing to check for this profile")
+    name = config.getoption("profile")
+    if not name:
+        return
+    try:
+        loaded = load(name, _profile_dirs(config))
+    except ProfileError as exc:
+        raise pytest.UsageError(f"bad profile:\n{exc}") from None
+    config.stash[PROFILE_KEY] = loaded
+    started = datetime.now(UTC)
+    json_file = config.getoption("json_file")
+    html_path = None
+    if not config.getoption("no_report"):
+        report_dir = Path(config.getoption("report_dir"))
+        try:
+            report_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise pytest.UsageError(f"--report-dir {report_dir}: {exc.strerror}") from None
+        stem = _report_stem(loaded.name, started, report_dir)
+        json_file = json_file or str(report_dir / f"{stem}.json")
+        if not config.getoption("htmlpath", None):
+            html_path = report_dir / f"{stem}.html"
+            config.option.htmlpath = str(html_path)
+            config.option.self_contained_html = True
+    results = Results(loaded, started, Path(json_file) if json_file else None, html_path)
+    config.stash[RESULTS_KEY] = results
+    config.pluginmanager.register(_RunHooks(results), "sixcheck-run")
+    _add_metadata(config, results)
+
+
+def _add_metadata(config: pytest.Config, results: Results) -> None:
+    try:
+        from pytest_metadata.plugin import metadata_key
+    except ImportError:  # pytest-html not installed: JSON still carries the vantage
+        return
+    meta = config.stash.get(metadata_key, None)
+    if meta is None:
+        return
+    for k in [k for k in meta if k not in ("Python", "Platform")]:
+        del meta[k]
+    meta.update(results.header())
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    loaded = config.stash.get(PROFILE_KEY, None)
+    if loaded is None:
+        return None
+    areas = ", ".join(loaded.profile.areas())
+    return [
+        f"sixcheck profile: {loaded.name} ({loaded.path}, sha256 {loaded.sha256[:12]}) areas: {areas}"
+    ]
+
+
+def _area_of(module: Any) -> str | None:
+    return getattr(module, "AREA", None)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    fn = getattr(metafunc.function, TARGETS_ATTR, None)
+    if fn is None:
+        return
+    loaded = metafunc.config.stash.get(PROFILE_KEY, None)
+    area = _area_of(metafunc.module)
+    if loaded is None or area is None or getattr(loaded.profile, area, None) is None:
+        why = "no profile" if loaded is None else f"profile has no {area} area"
+        metafunc.parametrize(
+            "target", [pytest.param(None, marks=pytest.mark.sixcheck_na(why))], ids=["na"]
+        )
+        return
+    found = list(fn(loaded.profile))
+    if not found:
+        metafunc.parametrize(
+            "target", [pytest.param(None, marks=pytest.mark.sixcheck_na("no target"))], ids=["na"]
+        )
+        return
+    ids = [t.id for t in found]
+    dupes = {i for i in ids if ids.count(i) > 1}
+    if dupes:
+        raise pytest.UsageError(f"{metafunc.function.__name__}: duplicate targets {sorted(dupes)}")
+    metafunc.parametrize("target", found, ids=ids)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    is_check = [
+        getattr(getattr(i, "function", None), TARGETS_ATTR, None) is not None for i in items
+    ]
+    if any(is_check) and PROFILE_KEY not in config.stash:
+        raise pytest.UsageError(
+            "checks need a site profile: pytest --profile NAME (see --list-profiles)"
+        )
+    keep, drop = [], []
+    for item in items:
+        (drop if item.get_closest_marker(NA_MARK) else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    requests: list[ProbeRequest[Any]] = []
+    for item in session.items:
+        callspec = getattr(item, "callspec", None)
+        target = callspec.params.get("target") if callspec else None
+        if target is not None and hasattr(target, "probes"):
+            requests.extend(target.probes())
+    session.config.stash[PLAN_KEY] = requests
+
+
+def _context(loaded: LoadedProfile) -> ProbeContext:
+    t = loaded.profile.timeouts
+    return ProbeContext(
+        probe_timeout=t.probe, ra_listen=t.ra_listen, run_timeout=t.run, has_raw=has_raw_sockets()
+    )
+
+
+@pytest.fixture(scope="session")
+def sixcheck_profile(pytestconfig: pytest.Config) -> LoadedProfile:
+    """The loaded profile of this run."""
+    loaded = pytestconfig.stash.get(PROFILE_KEY, None)
+    if loaded is None:
+        pytest.skip("no --profile given")
+    return loaded
+
+
+@pytest.fixture(scope="session")
+def profile(sixcheck_profile: LoadedProfile) -> Any:
+    """The validated Profile object the checks read their expectations from."""
+    return sixcheck_profile.profile
+
+
+@pytest.fixture(scope="session")
+def _sixcheck_observations(
+    pytestconfig: pytest.Config, sixcheck_profile: LoadedProfile
+) -> dict[ProbeRequest[Any], Observation]:
+    """Every probe of the run, run once, together, under one deadline."""
+    plan = pytestconfig.stash.get(PLAN_KEY, [])
+    observations, took = run_plan(plan, _context(sixcheck_profile))
+    results = pytestconfig.stash.get(RESULTS_KEY, None)
+    if results is not None:
+        results.plan_seconds = took
+        results.plan_size = len(set(plan))
+    return observations
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Notes a check wants in its report entry (expected values, the rule it applied)."""
+    notes: dict[str, Any] = {}
+    request.node.stash.setdefault(EVIDENCE_KEY, []).append({"notes": notes})
+    return notes
+
+
+@pytest.fixture
+def observe(
+    request: pytest.FixtureRequest,
+    sixcheck_profile: LoadedProfile,
+    _sixcheck_observations: dict[ProbeRequest[Any], Observation],
+) -> Callable[[ProbeRequest[Any]], Any]:
+    """Give a check the observation for one of its requests, recording it as evidence.
+
+    A probe that cannot run here skips the check with the reason; a probe that broke fails it with
+    "could not tell", so an error never reads as a pass.
+    """
+
+    def get(req: ProbeRequest[Any]) -> Any:
+        obs = _sixcheck_observations.get(req)
+        if obs is None:  # not declared by the target: run it now rather than guess
+            extra, _ = run_plan([req], _context(sixcheck_profile))
+            obs = extra[req]
+            _sixcheck_observations[req] = obs
+        request.node.stash.setdefault(EVIDENCE_KEY, []).append(
+            {
+                "request": req.describe(),
+                "observation": {"kind": type(obs).__name__, **obs.evidence()},
+            }
+        )
+        if isinstance(obs, ProbeUnavailable):
+            pytest.skip(obs.error or "probe unavailable")
+        if isinstance(obs, ProbeFailed):
+            pytest.fail(f"could not tell: {obs.error}", pytrace=False)
+        return obs
+
+    return get
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    report.sixcheck_area = _area_of(getattr(item, "module", None))  # type: ignore[attr-defined]
+    if (
+        report.failed
+        and call.excinfo is not None
+        and call.excinfo.errisinstance(AssertionError)
+        and getattr(getattr(item, "function", None), TARGETS_ATTR, None) is not None
+    ):
+        # a check's message already says expected, found and the fix; pytest's assert
+        # introspection and source listing would only bury it
+        crash = getattr(report.longrepr, "reprcrash", None)
+        report.longrepr = _CheckFailure(message_of(report), crash)
+    ev = item.stash.get(EVIDENCE_KEY, None)
+    attach = report.when == "call" or (report.when == "setup" and not report.passed)
+    if not ev or not attach:
+        return
+    report.sixcheck_evidence = ev  # type: ignore[attr-defined]
+    item.user_properties.append(("sixcheck_evidence", render_evidence(ev, as_text=True)))
+    try:
+        from pytest_html import extras
+    except ImportError:
+        return
+    report.extras = [*getattr(report, "extras", []), extras.html(render_evidence(ev))]  # type: ignore[attr-defined]
+
+
+class _CheckFailure(TerminalRepr):
+    """A failed check shown as its message alone (the short summary line keeps it too)."""
+
+    def __init__(self, message: str, crash: ReprFileLocation | None) -> None:
+        self.message = message
+        self.reprcrash = ReprFileLocation(
+            crash.path if crash else "", crash.lineno if crash else 0, message
+        )
+
+    def toterminal(self, tw: Any) -> None:
+        for line in self.message.splitlines():
+            tw.line(line, red=True, bold=True)
+
+
+class _RunHooks:
+    """Hooks that need this run's Results; registered only when a profile is given."""
+
+    def __init__(self, results: Results) -> None:
+        self.results = results
+
+    def pytest_sessionstart(self) -> None:
+        self.results.t0 = time.monotonic()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.results.add(report)
+
+    def pytest_html_report_title(self, report: Any) -> None:
+        report.title = f"sixcheck: {self.results.loaded.name}"
+
+    def pytest_html_results_summary(self, prefix: list[str]) -> None:
+        prefix.extend(self.results.html_summary())
+
+    def pytest_sessionfinish(self, exitstatus: int) -> None:
+        self.results.finish(int(exitstatus))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        for line in self.results.terminal_lines():
+            terminalreporter.write_line(line)

@@ -1,0 +1,1 @@
+"""The probe library: one module per kind of probe. Nothing here imports pytest or asserts."""

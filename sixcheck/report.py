@@ -1,0 +1,202 @@
+"""Results of a run: the JSON file, the HTML report's header and evidence blocks.
+
+The JSON results are the machine-readable record (baselines, the lab's matrix, monitoring); the HTML
+is for a person. Both carry the same outcomes and the evidence of every check.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import socket
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .probes.base import has_raw_sockets
+from .schema import LoadedProfile
+from .vantage import Vantage, read_vantage
+
+SCHEMA = "sixcheck-results/1"
+
+
+@dataclass
+class CheckResult:
+    id: str
+    area: str | None
+    outcome: str = "passed"
+    message: str = ""
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    duration: float = 0.0
+
+
+def message_of(report: Any) -> str:
+    longrepr = report.longrepr
+    if longrepr is None:
+        return ""
+    if isinstance(longrepr, tuple):  # skip: (path, line, "Skipped: reason")
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    crash = getattr(longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else str(longrepr)
+    # pytest appends the rewritten assert ("assert 1 == 2"); the check's own message comes first.
+    for marker in ("\nassert ", "\n+  where ", "\n+  and "):
+        text = text.split(marker)[0]
+    for prefix in ("AssertionError: ", "Failed: "):
+        text = text.removeprefix(prefix)
+    return text.strip()
+
+
+class Results:
+    """Collects outcomes while pytest runs and writes them when it finishes."""
+
+    def __init__(
+        self,
+        loaded: LoadedProfile,
+        started: datetime,
+        json_path: Path | None,
+        html_path: Path | None,
+    ) -> None:
+        self.loaded = loaded
+        self.started = started
+        self.json_path = json_path
+        self.html_path = html_path
+        self.vantage: Vantage = read_vantage()
+        self.has_raw = has_raw_sockets()
+        self.checks: dict[str, CheckResult] = {}
+        self.t0 = time.monotonic()
+        self.duration = 0.0
+        self.plan_seconds: float | None = None
+        self.plan_size = 0
+        self.exitstatus: int | None = None
+
+    # ---- collecting
+    def add(self, report: Any) -> None:
+        res = self.checks.setdefault(
+            report.nodeid, CheckResult(report.nodeid, getattr(report, "sixcheck_area", None))
+        )
+        res.area = res.area or getattr(report, "sixcheck_area", None)
+        ev = getattr(report, "sixcheck_evidence", None)
+        if ev:
+            res.evidence = ev
+        res.duration += report.duration
+        if report.skipped:
+            res.outcome, res.message = "skipped", message_of(report)
+        elif report.failed:
+            res.outcome = "failed" if report.when == "call" else "error"
+            res.message = message_of(report)
+        elif report.when == "call" and res.outcome not in ("failed", "error"):
+            res.outcome = "passed"
+
+    def summary(self) -> dict[str, int]:
+        counts = {"passed": 0, "failed": 0, "skipped": 0, "error": 0}
+        for c in self.checks.values():
+            counts[c.outcome] = counts.get(c.outcome, 0) + 1
+        return counts
+
+    def by_area(self) -> dict[str, dict[str, int]]:
+        table: dict[str, dict[str, int]] = {}
+        for c in self.checks.values():
+            row = table.setdefault(
+                c.area or "other", {"passed": 0, "failed": 0, "skipped": 0, "error": 0}
+            )
+            row[c.outcome] += 1
+        return table
+
+    # ---- writing
+    def header(self) -> dict[str, Any]:
+        v = self.vantage
+        addrs = {k: ", ".join(a) for k, a in v.interfaces.items() if a}
+        return {
+            "Profile": f"{self.loaded.name} ({self.loaded.path})",
+            "Profile sha256": self.loaded.sha256,
+            "Areas": ", ".join(self.loaded.profile.areas()),
+            "Vantage": f"{v.hostname} ({self.loaded.profile.node.role}), kernel {v.kernel}",
+            "IPv6 addresses": addrs or (v.error or "none"),
+            "Raw sockets": "yes" if self.has_raw else "no (packet-level checks are skipped)",
+            "Started": self.started.isoformat(timespec="seconds"),
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "profile": {
+                "name": self.loaded.name,
+                "path": str(self.loaded.path),
+                "sha256": self.loaded.sha256,
+                "areas": self.loaded.profile.areas(),
+                "role": self.loaded.profile.node.role,
+            },
+            "vantage": asdict(self.vantage),
+            "raw_sockets": self.has_raw,
+            "started": self.started.isoformat(timespec="seconds"),
+            "duration": round(self.duration, 3),
+            "probe_plan": {"requests": self.plan_size, "seconds": self.plan_seconds},
+            "exitstatus": self.exitstatus,
+            "summary": self.summary(),
+            "areas": self.by_area(),
+            "checks": [asdict(c) for c in self.checks.values()],
+        }
+
+    def finish(self, exitstatus: int) -> None:
+        self.duration = time.monotonic() - self.t0
+        self.exitstatus = exitstatus
+        if self.json_path is not None:
+            write_atomic(self.json_path, json.dumps(self.as_json(), indent=2, default=str) + "\n")
+
+    def html_summary(self) -> list[str]:
+        rows = "".join(
+            f"<tr><td>{html.escape(area)}</td><td>{c['passed']}</td><td>{c['failed'] + c['error']}</td>"
+            f"<td>{c['skipped']}</td></tr>"
+            for area, c in self.by_area().items()
+        )
+        head = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+            for k, v in self.header().items()
+        )
+        return [
+            f"<h2>Site</h2><table>{head}</table>",
+            "<h2>Per area</h2><table><tr><th>area</th><th>passed</th><th>failed</th>"
+            f"<th>skipped</th></tr>{rows}</table>",
+        ]
+
+    def terminal_lines(self) -> list[str]:
+        out = []
+        if self.html_path is not None:
+            out.append(f"sixcheck: HTML report {self.html_path}")
+        if self.json_path is not None:
+            out.append(f"sixcheck: JSON results {self.json_path}")
+        return out
+
+
+def render_evidence(evidence: list[dict[str, Any]], as_text: bool = False) -> str:
+    """Evidence as readable YAML: what was asked, what came back, what was expected."""
+    text = yaml.safe_dump(
+        json.loads(json.dumps(evidence, default=str)),
+        sort_keys=False,
+        width=100,
+        allow_unicode=True,
+    )
+    if as_text:
+        return text
+    return f"<div class='sixcheck-evidence'><b>Evidence</b><pre>{html.escape(text)}</pre></div>"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a reader (or a second run) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=f".{socket.gethostname()}"
+    )
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

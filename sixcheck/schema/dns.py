@@ -1,0 +1,9 @@
+"""Area `dns`: profile section (to be filled by the area's issue)."""
+
+from __future__ import annotations
+
+from .base import Strict
+
+
+class DnsArea(Strict):
+    """`dns:` section. No keys yet: any key is reported as unknown."""

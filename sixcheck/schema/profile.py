@@ -1,0 +1,314 @@
+"""The site profile: one vantage point at one site, and what must be true there.
+
+Loading validates everything before any probe runs, and reports every problem with its file, line
+and key path, so a user fixes a profile in one pass instead of one traceback at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import ValidationError, model_validator
+
+from .base import IfName, Seconds, Strict
+from .dns import DnsArea
+from .errors import Problem, ProfileError
+from .firewall import FirewallArea
+from .nd import NdArea
+from .ntp import NtpArea
+from .routes import RoutesArea
+from .sysctl import SysctlArea
+from .tunnel import TunnelArea
+from .vpn import VpnArea
+
+AREAS: tuple[str, ...] = ("sysctl", "nd", "routes", "dns", "ntp", "firewall", "tunnel", "vpn")
+#: Profiles larger than this are refused: a profile is a handful of expectations, not a data dump.
+MAX_PROFILE_BYTES = 1 << 20
+
+
+class Node(Strict):
+    """Where the checks run: a router, a host on a LAN, or a vantage outside the site."""
+
+    role: Literal["router", "host", "outside"]
+    hostname: str | None = None
+
+
+class Interface(Strict):
+    """An interface of this node by role; `upstream_ra` marks one whose RAs give the default route."""
+
+    role: Literal["wan", "lan", "tunnel", "vpn", "other"]
+    upstream_ra: bool = False
+
+
+class Timeouts(Strict):
+    """Deadlines. `probe` bounds each probe, `ra_listen` the RA window, `run` the whole run."""
+
+    probe: Seconds = 2.0
+    ra_listen: Seconds = 3.5
+    run: Seconds = 60.0
+
+
+class Profile(Strict):
+    """A whole profile. Areas left out select none of their checks."""
+
+    version: Literal[1] = 1
+    description: str = ""
+    node: Node
+    interfaces: dict[IfName, Interface] = {}
+    timeouts: Timeouts = Timeouts()
+    sysctl: SysctlArea | None = None
+    nd: NdArea | None = None
+    routes: RoutesArea | None = None
+    dns: DnsArea | None = None
+    ntp: NtpArea | None = None
+    firewall: FirewallArea | None = None
+    tunnel: TunnelArea | None = None
+    vpn: VpnArea | None = None
+
+    @model_validator(mode="after")
+    def _interfaces_declared(self) -> Profile:
+        if self.sysctl is not None:
+            unknown = sorted(set(self.sysctl.interfaces) - set(self.interfaces))
+            if unknown:
+                raise ValueError(
+                    f"sysctl.interfaces names {', '.join(unknown)}, not declared under "
+                    "'interfaces:'; declare each interface with its role there"
+                )
+        upstream = [n for n, i in self.interfaces.items() if i.upstream_ra]
+        if upstream and self.node.role == "outside":
+            raise ValueError("upstream_ra is for routers and hosts, not an outside vantage")
+        return self
+
+    def areas(self) -> list[str]:
+        """The areas this profile selects, in the canonical order."""
+        return [a for a in AREAS if getattr(self, a) is not None]
+
+    def interfaces_with_role(self, role: str) -> list[str]:
+        return [name for name, i in self.interfaces.items() if i.role == role]
+
+
+@dataclass(frozen=True)
+class LoadedProfile:
+    """A validated profile together with where it came from, for reports and baselines."""
+
+    name: str
+    path: Path
+    sha256: str
+    profile: Profile
+
+
+# ---------------------------------------------------------------------------------------------
+# locating profiles
+
+
+def profile_dirs(extra: list[Path] | None = None) -> list[Path]:
+    """Where bare profile names are looked up: given dirs, $SIXCHECK_PROFILES, the shipped ones."""
+    dirs = list(extra or [])
+    env = os.environ.get("SIXCHECK_PROFILES")
+    if env:
+        dirs += [Path(p) for p in env.split(os.pathsep) if p]
+    dirs.append(Path(__file__).resolve().parents[2] / "profiles")
+    seen: list[Path] = []
+    for d in dirs:
+        if d not in seen:
+            seen.append(d)
+    return seen
+
+
+def resolve(name_or_path: str, dirs: list[Path] | None = None) -> Path:
+    """Turn `home-gw` into `profiles/home-gw.yaml`; a path (with / or .yaml) is used as given."""
+    looks_like_path = os.sep in name_or_path or name_or_path.endswith((".yaml", ".yml"))
+    if looks_like_path:
+        return Path(name_or_path)
+    for d in profile_dirs(dirs):
+        for ext in (".yaml", ".yml"):
+            candidate = d / f"{name_or_path}{ext}"
+            if candidate.is_file():
+                return candidate
+    searched = ", ".join(str(d) for d in profile_dirs(dirs))
+    raise ProfileError(
+        [
+            Problem(
+                name_or_path, None, "", f"no profile named {name_or_path!r} (looked in {searched})"
+            )
+        ]
+    )
+
+
+def list_profiles(dirs: list[Path] | None = None) -> list[tuple[str, Path, str]]:
+    """Every profile found: (name, path, one-line description or the problem loading it)."""
+    found: dict[str, tuple[str, Path, str]] = {}
+    for d in profile_dirs(dirs):
+        if not d.is_dir():
+            continue
+        for path in sorted([*d.glob("*.yaml"), *d.glob("*.yml")]):
+            if path.stem in found:
+                continue
+            try:
+                desc = load(path).profile.description.strip().splitlines()
+                line = desc[0] if desc else "(no description)"
+            except ProfileError as exc:
+                line = f"(invalid: {exc.problems[0].message})"
+            found[path.stem] = (path.stem, path, line)
+    return list(found.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that remembers the line of every key path and refuses duplicate keys."""
+
+
+def _walk(
+    node: yaml.Node,
+    path: tuple[str, ...],
+    lines: dict[tuple[str, ...], int],
+    dupes: list[tuple[tuple[str, ...], int]],
+) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            sub = (*path, key)
+            if key in seen:
+                dupes.append((sub, key_node.start_mark.line + 1))
+            seen.add(key)
+            lines[sub] = key_node.start_mark.line + 1
+            _walk(value_node, sub, lines, dupes)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk(item, (*path, str(i)), lines, dupes)
+
+
+def _line_for(loc: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> int | None:
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
+def _clean_message(err: dict[str, Any]) -> str:
+    msg = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    if err["type"] == "extra_forbidden":
+        return "unknown key (a typo? see profiles/README.md for the keys of each section)"
+    if err["type"] == "missing":
+        return "required key is missing"
+    if err["type"] == "literal_error":
+        return f"{msg}, got {err.get('input')!r}"
+    if err["type"].endswith("_type") and "input" in err:
+        return f"{msg}, got {type(err['input']).__name__} {err['input']!r}"
+    return msg
+
+
+def _loc(err: dict[str, Any]) -> tuple[str, ...]:
+    # pydantic puts union member and validator names in the location; a user knows only keys.
+    parts: list[str] = []
+    for p in err["loc"]:
+        text = str(p)
+        if text.startswith(("function-", "lax-or-strict", "union[", "tagged-union[")):
+            continue
+        if isinstance(p, str) and ("[" in text and "]" in text) and "." not in text:
+            continue
+        parts.append(text)
+    return tuple(parts)
+
+
+def parse(text: str, file: str) -> Profile:
+    """Validate profile text; raises ProfileError listing every problem."""
+    try:
+        root = yaml.compose(text, Loader=_UniqueKeyLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        detail = " ".join(s for s in (exc.context, exc.problem) if s)
+        raise ProfileError([Problem(file, line, "", f"YAML syntax error: {detail}")]) from None
+    except yaml.YAMLError as exc:
+        raise ProfileError([Problem(file, None, "", f"YAML error: {exc}")]) from None
+    if root is None:
+        raise ProfileError(
+            [Problem(file, None, "", "the profile is empty; see profiles/README.md")]
+        )
+    lines: dict[tuple[str, ...], int] = {}
+    dupes: list[tuple[tuple[str, ...], int]] = []
+    _walk(root, (), lines, dupes)
+    if dupes:
+        raise ProfileError(
+            [
+                Problem(file, ln, ".".join(p), "duplicate key (the later one would win)")
+                for p, ln in dupes
+            ]
+        )
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        raise ProfileError([Problem(file, None, "", f"YAML error: {exc}")]) from None
+    if not isinstance(data, dict):
+        raise ProfileError(
+            [Problem(file, 1, "", f"a profile is a mapping of keys, got {type(data).__name__}")]
+        )
+    bad_keys = [k for k in _all_keys(data) if not isinstance(k, str)]
+    if bad_keys:
+        raise ProfileError([Problem(file, None, "", f"key {bad_keys[0]!r} is not a string")])
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = _loc(dict(err))
+            problems.append(
+                Problem(file, _line_for(loc, lines), ".".join(loc), _clean_message(dict(err)))
+            )
+        raise ProfileError(_dedupe(problems)) from None
+
+
+def _all_keys(data: Any) -> Iterator[Any]:
+    if isinstance(data, dict):
+        for k, v in data.items():
+            yield k
+            yield from _all_keys(v)
+    elif isinstance(data, list):
+        for v in data:
+            yield from _all_keys(v)
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    out: list[Problem] = []
+    for p in problems:
+        if p not in out:
+            out.append(p)
+    return out
+
+
+def load(name_or_path: str | Path, dirs: list[Path] | None = None) -> LoadedProfile:
+    """Find, read and validate a profile; every failure is a ProfileError, never a traceback."""
+    path = resolve(str(name_or_path), dirs) if isinstance(name_or_path, str) else name_or_path
+    file = str(path)
+    try:
+        if path.is_dir():
+            raise ProfileError([Problem(file, None, "", "is a directory, not a profile file")])
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ProfileError([Problem(file, None, "", "no such file")]) from None
+    except OSError as exc:
+        raise ProfileError([Problem(file, None, "", f"cannot read: {exc.strerror}")]) from None
+    if len(raw) > MAX_PROFILE_BYTES:
+        raise ProfileError([Problem(file, None, "", f"larger than {MAX_PROFILE_BYTES} bytes")])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProfileError(
+            [Problem(file, None, "", f"not UTF-8 text (byte {exc.start}); save it as UTF-8")]
+        ) from None
+    profile = parse(text, file)
+    return LoadedProfile(path.stem, path, hashlib.sha256(raw).hexdigest(), profile)

@@ -1,0 +1,9 @@
+"""Area `tunnel`: profile section (to be filled by the area's issue)."""
+
+from __future__ import annotations
+
+from .base import Strict
+
+
+class TunnelArea(Strict):
+    """`tunnel:` section. No keys yet: any key is reported as unknown."""
