@@ -34,6 +34,7 @@ RESULTS_KEY = pytest.StashKey[Results]()
 PLAN_KEY = pytest.StashKey[list[ProbeRequest[Any]]]()
 EVIDENCE_KEY = pytest.StashKey[list[dict[str, Any]]]()
 NA_MARK = "sixcheck_na"
+CHECKS_DIR = Path(__file__).resolve().parents[1] / "checks"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -53,6 +54,42 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--no-report", action="store_true", help="write neither HTML nor JSON report")
     group.addoption("--json-file", metavar="PATH", help="write the JSON results here instead")
     parser.addini("sixcheck_profile_dirs", "extra folders searched for profile names", type="paths")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> None:
+    """Undo pytest taking `--profile /path/site.yaml` for a test path when it chose the rootdir.
+
+    pytest picks rootdir and ini file before plugins' options are known, so the profile path of
+    `pytest --profile /etc/sixcheck/site.yaml` was read as a positional test path: the rootdir
+    became /etc/sixcheck, the project's ini was lost and check ids changed with the profile's
+    location. Recompute the setup without it, as if `--profile=PATH` had been written.
+    """
+    ns = early_config.known_args_namespace
+    if not getattr(ns, "profile", None) or ns.rootdir or ns.inifilename:
+        return
+    import inspect
+
+    from _pytest.config.findpaths import determine_setup
+
+    kwargs: dict[str, Any] = {
+        "inifile": None,
+        "override_ini": ns.override_ini,
+        "args": list(ns.file_or_dir or []),
+        "rootdir_cmd_arg": None,
+        "invocation_dir": early_config.invocation_params.dir,
+    }
+    accepted = inspect.signature(determine_setup).parameters
+    setup = determine_setup(**{k: v for k, v in kwargs.items() if k in accepted})
+    rootpath, inipath, inicfg = setup[0], setup[1], setup[2]
+    if rootpath == early_config.rootpath and inipath == early_config.inipath:
+        return
+    early_config._rootpath = rootpath  # type: ignore[attr-defined]  # no public setter exists
+    early_config._inipath = inipath  # type: ignore[attr-defined]
+    early_config._inicfg = inicfg  # type: ignore[attr-defined]
+    early_config._inicache.clear()  # type: ignore[attr-defined]
+    args[:] = [*early_config.getini("addopts"), *args]
+    ns.confcutdir = str(inipath.parent if inipath else rootpath)
 
 
 def _profile_dirs(config: pytest.Config) -> list[Path]:
@@ -92,6 +129,9 @@ def pytest_configure(config: pytest.Config) -> None:
     except ProfileError as exc:
         raise pytest.UsageError(f"bad profile:\n{exc}") from None
     config.stash[PROFILE_KEY] = loaded
+    if config.args_source != pytest.Config.ArgsSource.ARGS and CHECKS_DIR.is_dir():
+        # `pytest --profile X` from anywhere runs sixcheck's checks, never the folder it stands in
+        config.args = [str(CHECKS_DIR)]
     started = datetime.now(UTC)
     json_file = config.getoption("json_file")
     html_path = None
