@@ -27,6 +27,11 @@ class Strict(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
+    def interface_refs(self) -> dict[str, str]:
+        """Interfaces this section names, as {key path: name}; each must be declared under
+        the profile's top-level `interfaces:`. Areas that name interfaces override this."""
+        return {}
+
 
 def _text(value: Any, what: str) -> str:
     if not isinstance(value, str):

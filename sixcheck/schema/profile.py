@@ -73,16 +73,19 @@ class Profile(Strict):
 
     @model_validator(mode="after")
     def _interfaces_declared(self) -> Profile:
-        if self.sysctl is not None:
-            unknown = sorted(set(self.sysctl.interfaces) - set(self.interfaces))
-            if unknown:
-                raise ValueError(
-                    f"sysctl.interfaces names {', '.join(unknown)}, not declared under "
-                    "'interfaces:'; declare each interface with its role there"
-                )
+        problems = []
+        for area in self.areas():
+            for key, name in getattr(self, area).interface_refs().items():
+                if name not in self.interfaces:
+                    problems.append(f"{area}.{key} names interface {name!r}, not declared under "
+                                    "'interfaces:' (declare it there with its role)")
+        if problems:
+            raise ValueError("; ".join(problems))
         upstream = [n for n, i in self.interfaces.items() if i.upstream_ra]
         if upstream and self.node.role == "outside":
             raise ValueError("upstream_ra is for routers and hosts, not an outside vantage")
+        if not self.areas():
+            raise ValueError(f"the profile selects no area: add at least one of {', '.join(AREAS)}")
         return self
 
     def areas(self) -> list[str]:

@@ -57,6 +57,9 @@ class SysctlArea(Strict):
     ipv4_forwarding: Flag | None = None
     upstream_ra_rule: Literal["check", "off"] = "check"
 
+    def interface_refs(self) -> dict[str, str]:
+        return {f"interfaces.{name}": name for name in self.interfaces}
+
     @model_validator(mode="after")
     def _something_to_check(self) -> SysctlArea:
         if (
