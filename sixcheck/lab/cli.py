@@ -1,0 +1,137 @@
+"""Command line of the lab: up, down, status, faults, exec, demo, matrix.
+
+Every command works on one instance (``--instance`` or ``SIXCHECK_LAB``, default ``sx``), so
+several people (or a test run and a developer) can each have a lab on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from sixcheck.lab import faults, netns
+from sixcheck.lab import topology as t
+from sixcheck.lab.site import Lab, LabError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m sixcheck.lab",
+        description="Build a real IPv6 site in network namespaces, break it, and test sixcheck "
+        "against it.",
+    )
+    p.add_argument(
+        "--instance",
+        default=None,
+        help=f"instance name (default: ${t.INSTANCE_ENV} or {t.DEFAULT_INSTANCE!r})",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="build the site (tears an existing instance down first)")
+    up.add_argument("--fault", action="append", default=[], metavar="NAME",
+                    help="inject a fault (repeatable); see `faults`")
+    sub.add_parser("down", help="remove every namespace, process and file of the instance")
+    sub.add_parser("status", help="what is up")
+    sub.add_parser("faults", help="list the faults and variants")
+    ex = sub.add_parser("exec", help="run a command inside a node: exec NODE -- CMD ...")
+    ex.add_argument("node", choices=t.NODES)
+    ex.add_argument("cmd", nargs=argparse.REMAINDER)
+    sub.add_parser("demo", help="up, run the gateway profile inside gw, report, down")
+    mx = sub.add_parser("matrix", help="run the lab profiles against healthy and every fault")
+    mx.add_argument("--json", dest="json_file", default=None, metavar="FILE")
+    mx.add_argument("--only", nargs="+", default=None, metavar="SCENARIO",
+                    help="only these scenarios (healthy, fault or variant names)")
+    return p
+
+
+def _cmd_faults() -> int:
+    width = max(len(n) for n in faults.FAULTS)
+    for name, cls in faults.FAULTS.items():
+        kind = "variant" if cls.variant else cls.area
+        print(f"{name:<{width}}  [{kind}]  {cls.summary()}")
+    return 0
+
+
+def _cmd_status(lab: Lab) -> int:
+    st = lab.status()
+    if not st["namespaces"]:
+        print(f"lab {lab.instance}: down")
+        return 0
+    print(f"lab {lab.instance}: up ({', '.join(st['namespaces'])})")
+    print(f"  faults: {', '.join(st['faults']) or 'none (healthy)'}")
+    if st["up_seconds"] is not None:
+        print(f"  up took {st['up_seconds']:.1f}s; state in {st['state_dir']}")
+    for p in st["processes"]:
+        mark = "running" if p["alive"] else "GONE"
+        print(f"  {p['node']:<5} {p['name']:<15} pid {p['pid']:<7} {mark}")
+    return 0
+
+
+def _cmd_demo(lab: Lab) -> int:
+    profile = REPO / "profiles" / "lab-gw.yaml"
+    report_dir = Path(tempfile.mkdtemp(prefix="sixcheck-demo-"))
+    print(f"building the lab {lab.instance} ...", flush=True)
+    with lab:
+        secs = lab.up()
+        print(f"lab up in {secs:.1f}s; running the gateway profile inside {lab.ns('gw')} ...",
+              flush=True)
+        args = ["--profile", str(profile), "--report-dir", str(report_dir)]
+        proc = netns.run_pytest_in(lab.ns("gw"), args, cwd=REPO)
+        sys.stdout.write(proc.stdout)
+        sys.stderr.write(proc.stderr)
+        print("tearing the lab down ...", flush=True)
+    html = sorted(report_dir.glob("**/*.html"))
+    if html:
+        print(f"HTML report: {html[0]}")
+    else:
+        print(f"no HTML report was written (report dir {report_dir}); pytest exit {proc.returncode}")
+    print(f"pytest exit code: {proc.returncode}")
+    return proc.returncode
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    if args.command == "faults":
+        return _cmd_faults()
+    if os.geteuid() != 0:
+        print("the lab needs root (network namespaces, daemons)", file=sys.stderr)
+        return 2
+    lab = Lab(args.instance)
+    try:
+        if args.command == "up":
+            secs = lab.up(faults=args.fault)
+            extra = f" with {', '.join(args.fault)}" if args.fault else " (healthy)"
+            print(f"lab {lab.instance} up{extra} in {secs:.1f}s")
+            return 0
+        if args.command == "down":
+            lab.down()
+            print(f"lab {lab.instance} down")
+            return 0
+        if args.command == "status":
+            return _cmd_status(lab)
+        if args.command == "exec":
+            cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+            if not cmd:
+                print("exec: no command given (exec NODE -- CMD ...)", file=sys.stderr)
+                return 2
+            return lab.exec(args.node, cmd, capture=False, timeout=None).returncode
+        if args.command == "demo":
+            return _cmd_demo(lab)
+        if args.command == "matrix":
+            from sixcheck.lab import matrix
+
+            result = matrix.run(lab, only=args.only, out=sys.stdout)
+            if args.json_file:
+                Path(args.json_file).write_text(json.dumps(result.to_json(), indent=2) + "\n")
+            return result.exit_code()
+    except (LabError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 2
