@@ -1,9 +1,54 @@
-"""Area `ntp`: profile section (to be filled by the area's issue)."""
+"""Area `ntp`: time servers reachable over IPv6 whose clocks are synchronised and agree with ours.
+
+"It answers" is not "it is right": a server can answer unsynchronised (stratum 16, leap alarm) or
+minutes off. Servers are IPv6 addresses or names resolved to AAAA only (an A record cannot serve
+an IPv6-only host).
+"""
 
 from __future__ import annotations
 
-from .base import Strict
+import ipaddress
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from .base import Port, Seconds, Strict, _dnsname, _text
+
+
+def _server(value: Any) -> str:
+    """An IPv6 address (normalised) or a DNS name; an IPv4 address is refused with the reason."""
+    text = _text(value, "an IPv6 address or a name")
+    try:
+        addr = ipaddress.ip_address(text)
+    except ValueError:
+        if text.replace(".", "").isdigit():
+            raise ValueError(f"{text!r} is neither an address nor a name") from None
+        return _dnsname(text)
+    if addr.version != 6:
+        raise ValueError(
+            f"{text!r} is an IPv4 address; NTP over IPv6 needs an IPv6 address or a name with AAAA"
+        )
+    return str(addr)
+
+
+NtpServer = Annotated[str, BeforeValidator(_server)]
 
 
 class NtpArea(Strict):
-    """`ntp:` section. No keys yet: any key is reported as unknown."""
+    """`ntp:` section.
+
+    Each of `servers` must answer over IPv6 within the probe timeout, with stratum 1 to
+    `max_stratum`, no leap alarm, and an offset against the local clock within `max_offset`
+    seconds. A name is resolved to AAAA with the node's resolver (A records are ignored).
+    """
+
+    servers: list[NtpServer] = Field(min_length=1)
+    max_stratum: Annotated[int, Field(ge=1, le=15)] = 15
+    max_offset: Seconds = 1.0
+    port: Port = 123
+
+    @model_validator(mode="after")
+    def _unique(self) -> NtpArea:
+        if len(set(self.servers)) != len(self.servers):
+            raise ValueError("servers: a server is listed twice")
+        return self

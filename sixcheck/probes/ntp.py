@@ -1,0 +1,313 @@
+"""One SNTP exchange with an NTP server over IPv6: its answer, and our clock's offset against it.
+
+Why not `chronyc`/`ntpq`: they report on the local daemon's associations, not on whether a given
+server answers *this node* over IPv6 now. Packets are built and parsed by scapy's NTP layer (no
+hand-rolled byte parsing) and sent over a plain UDP socket (no raw socket, no privilege).
+Offset and delay follow RFC 5905 section 8 from the four timestamps:
+    offset = ((T2 - T1) + (T3 - T4)) / 2        delay = (T4 - T1) - (T3 - T2)
+A server given by name is resolved to AAAA only: an A record cannot serve an IPv6-only host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import ipaddress
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .base import Observation, ProbeContext, ProbeRequest
+from .dns import _address_owners, _owner, _split_sockname
+
+NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900-01-01 (NTP era 0) to 1970-01-01
+LEAP_TEXT = {
+    0: "no warning",
+    1: "last minute of the day has 61 seconds",
+    2: "last minute of the day has 59 seconds",
+    3: "alarm: clock not synchronised",
+}
+#: RFC 5905 section 7.4: what a Kiss-o'-Death code asks of the client.
+KISS_CODES = {
+    "DENY": "access denied: stop querying this server",
+    "RSTR": "access restricted: stop querying this server",
+    "RATE": "rate exceeded: query less often",
+    "INIT": "the server's association is not yet synchronised",
+    "STEP": "the server's clock is being stepped",
+    "AUTH": "server authentication failed",
+    "AUTO": "autokey sequence failed",
+    "CRYP": "cryptographic authentication failed",
+    "NKEY": "no key found",
+    "ACST": "the association belongs to a unicast server",
+    "BCST": "the association belongs to a broadcast server",
+    "MCST": "the association belongs to a manycast server",
+    "DROP": "lost peer in symmetric mode",
+    "RMOT": "alteration of association from a remote host",
+}
+
+ErrorKind = Literal["timeout", "unreachable", "resolve", "malformed", "local"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class NtpAnswer(Observation):
+    """What one SNTP exchange gave. `responded`: a valid server reply matched our request.
+
+    Times are in seconds; `offset` is the server's clock minus ours (positive: we are behind).
+    `kiss_code` is set for a Kiss-o'-Death reply (stratum 0), whose other fields mean nothing.
+    """
+
+    server: str  # as the profile gave it (address or name)
+    address: str | None = None  # the IPv6 address asked
+    addresses: tuple[str, ...] = ()  # every AAAA of a name
+    port: int = 123
+    family: Literal["ipv6"] = "ipv6"
+    source: str | None = None
+    interface: str | None = None
+    responded: bool = False
+    version: int | None = None
+    mode: int | None = None
+    stratum: int | None = None
+    leap: int | None = None
+    leap_text: str | None = None
+    refid: str | None = None
+    kiss_code: str | None = None
+    poll: int | None = None
+    precision: int | None = None
+    root_delay: float | None = None
+    root_dispersion: float | None = None
+    offset: float | None = None
+    delay: float | None = None
+    rtt: float | None = None  # wall round trip measured here (T4 - T1)
+    t1: float | None = None
+    t2: float | None = None
+    t3: float | None = None
+    t4: float | None = None
+    error_kind: ErrorKind | None = None
+
+    def where(self) -> str:
+        addr = self.address or "?"
+        name = self.server if self.server == addr else f"{self.server} ({addr})"
+        return f"NTP server {name}"
+
+
+@dataclass(frozen=True)
+class NtpQuery(ProbeRequest[NtpAnswer]):
+    """One client-mode (3) NTPv4 request to `server` (an IPv6 address or a name), over UDP/IPv6."""
+
+    server: str
+    port: int = 123
+    timeout: float | None = None
+
+    @classmethod
+    async def run_batch(
+        cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
+    ) -> dict[ProbeRequest[Any], Observation]:
+        """All servers at once under one deadline: a dead server costs one timeout per run."""
+        owners = await asyncio.to_thread(_address_owners)
+        reqs = [r for r in requests if isinstance(r, NtpQuery)]
+        results = await asyncio.gather(*(r.query(ctx.probe_timeout, owners) for r in reqs))
+        return dict(zip(reqs, results, strict=True))
+
+    async def run_one(self, ctx: ProbeContext) -> NtpAnswer:
+        return await self.query(ctx.probe_timeout, await asyncio.to_thread(_address_owners))
+
+    async def query(
+        self, default_timeout: float, owners: dict[str, str] | None = None
+    ) -> NtpAnswer:
+        """Resolve (if a name), send one request, wait for the matching reply; never raises."""
+        timeout = self.timeout or default_timeout
+        start = time.monotonic()
+        base: dict[str, Any] = {"server": self.server, "port": self.port}
+        try:
+            addresses = await asyncio.wait_for(self._resolve(), timeout)
+        except TimeoutError:
+            return NtpAnswer(
+                **base,
+                error_kind="resolve",
+                error=f"{self.server} did not resolve to AAAA within {timeout:g} s",
+            )
+        except OSError as exc:
+            return NtpAnswer(
+                **base,
+                error_kind="resolve",
+                error=f"{self.server} has no AAAA record ({exc.strerror or exc}): "
+                "it cannot be reached over IPv6 by name",
+            )
+        if not addresses:
+            return NtpAnswer(
+                **base,
+                error_kind="resolve",
+                error=f"{self.server} has no AAAA record: it cannot be reached over IPv6 by name",
+            )
+        base["address"] = addresses[0]
+        base["addresses"] = tuple(addresses)
+        remaining = max(0.01, timeout - (time.monotonic() - start))
+        return await exchange(base, remaining, owners)
+
+    async def _resolve(self) -> list[str]:
+        try:
+            return [str(ipaddress.IPv6Address(self.server))]
+        except ValueError:
+            pass
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(
+            self.server, self.port, family=socket.AF_INET6, type=socket.SOCK_DGRAM
+        )
+        out: list[str] = []
+        for info in infos:
+            addr = str(info[4][0]).split("%", 1)[0]
+            if addr not in out:
+                out.append(addr)
+        return out
+
+
+class _Reply(asyncio.DatagramProtocol):
+    """Collects datagrams with their arrival time (T4 is taken as early as asyncio allows)."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[tuple[bytes, float] | BaseException] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.queue.put_nowait((data, time.time()))
+
+    def error_received(self, exc: Exception) -> None:
+        self.queue.put_nowait(exc)
+
+
+def _to_unix(ntp_fixed: int) -> float:
+    """A 64-bit NTP timestamp (32.32 fixed point, era 0) as Unix seconds."""
+    return ntp_fixed / 2**32 - NTP_EPOCH_OFFSET
+
+
+async def exchange(
+    base: dict[str, Any], timeout: float, owners: dict[str, str] | None
+) -> NtpAnswer:
+    """Send one request to base['address'] and wait for the reply whose origin timestamp is ours."""
+    from scapy.layers.ntp import NTPHeader
+
+    address, port = base["address"], base["port"]
+    loop = asyncio.get_running_loop()
+    start = time.monotonic()
+    sockname: Any = None
+    icmp_why = {
+        errno.ECONNREFUSED: "answered with ICMPv6 port unreachable: no NTP server listens on "
+        f"udp/{port} there",
+        errno.ENETUNREACH: "is unreachable: no route to its network",
+        errno.EHOSTUNREACH: "is unreachable: host unreachable (ICMPv6 address unreachable, or no "
+        "neighbour answered)",
+        errno.EACCES: "is unreachable: administratively prohibited (ICMPv6 reject by a firewall)",
+    }
+
+    def fail(kind: ErrorKind, why: str) -> NtpAnswer:
+        src, _ = _split_sockname(sockname)
+        where = NtpAnswer(**base).where()
+        return NtpAnswer(
+            **base,
+            source=src,
+            interface=_owner(src, owners, None),
+            rtt=round(time.monotonic() - start, 6),
+            error_kind=kind,
+            error=f"{where} {why}",
+        )
+
+    transport = None
+    try:
+        transport, proto = await loop.create_datagram_endpoint(
+            _Reply, remote_addr=(address, port), family=socket.AF_INET6
+        )
+        sockname = transport.get_extra_info("sockname")
+        t1 = time.time()
+        request = NTPHeader(
+            leap=0, version=4, mode=3, stratum=0, poll=0, precision=0, sent=t1 + NTP_EPOCH_OFFSET
+        )
+        raw = bytes(request)
+        sent_fixed = NTPHeader(raw).getfieldval("sent")  # raw 32.32, compared exactly
+        transport.sendto(raw)
+        deadline = start + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            item = await asyncio.wait_for(proto.queue.get(), left)
+            if isinstance(item, BaseException):
+                raise item
+            data, t4 = item
+            if len(data) < 48:
+                return fail("malformed", f"sent a {len(data)}-byte reply (an NTP header is 48)")
+            reply = NTPHeader(data[:48])
+            if reply.getfieldval("orig") != sent_fixed:
+                continue  # not the answer to this request (a late or spoofed datagram)
+            break
+    except TimeoutError:
+        return fail("timeout", f"did not answer over UDP/IPv6 within {timeout:g} s (timeout)")
+    except OSError as exc:
+        why = icmp_why.get(exc.errno or 0)
+        if why is None:
+            return fail("local", f"could not be queried: {exc.strerror or exc}")
+        return fail("unreachable", why + " (unreachable)")
+    finally:
+        if transport is not None:
+            with contextlib.suppress(Exception):
+                transport.close()
+    return _evaluate(base, reply, t1, t4, sockname, owners)
+
+
+def _evaluate(
+    base: dict[str, Any],
+    reply: Any,
+    t1: float,
+    t4: float,
+    sockname: Any,
+    owners: dict[str, str] | None,
+) -> NtpAnswer:
+    """Turn a matched reply into an observation (RFC 5905 offset/delay)."""
+    src, _ = _split_sockname(sockname)
+    stratum = int(reply.stratum)
+    refid: str | None
+    kiss = None
+    if stratum < 2:
+        raw = bytes(reply.ref_id or b"")
+        refid = raw.rstrip(b"\0").decode("ascii", "replace")
+        if stratum == 0:
+            kiss = refid or "????"
+    else:
+        refid = str(reply.id)
+    t2 = _to_unix(int(reply.getfieldval("recv")))  # raw fields: getattr gives decimals
+    t3 = _to_unix(int(reply.getfieldval("sent")))
+    offset = ((t2 - t1) + (t3 - t4)) / 2
+    delay = (t4 - t1) - (t3 - t2)
+    leap = int(reply.leap)
+    mode = int(reply.mode)
+    common: dict[str, Any] = {
+        **base,
+        "source": src,
+        "interface": _owner(src, owners, None),
+        "version": int(reply.version),
+        "mode": mode,
+        "stratum": stratum,
+        "leap": leap,
+        "leap_text": LEAP_TEXT.get(leap),
+        "refid": refid,
+        "kiss_code": kiss,
+        "poll": int(reply.poll),
+        "precision": int(reply.precision),
+        "root_delay": round(int(reply.getfieldval("delay")) / 2**16, 6),
+        "root_dispersion": round(int(reply.getfieldval("dispersion")) / 2**16, 6),
+        "t1": t1,
+        "t2": t2,
+        "t3": t3,
+        "t4": t4,
+        "rtt": round(t4 - t1, 6),
+    }
+    if mode != 4:
+        return NtpAnswer(
+            **common,
+            error_kind="malformed",
+            error=f"{NtpAnswer(**base).where()} replied in mode {mode}, not 4 (server)",
+        )
+    if kiss is not None:
+        return NtpAnswer(**common, responded=True)  # offsets of a KoD reply mean nothing
+    return NtpAnswer(**common, responded=True, offset=round(offset, 6), delay=round(delay, 6))
