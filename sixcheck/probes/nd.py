@@ -1,0 +1,560 @@
+"""Neighbor Discovery on the wire (scapy): solicit and collect Router Advertisements, ask the
+routers for Neighbor Advertisements, and a minimal ICMPv6 echo through the kernel.
+
+Why on the wire: what a host *made* of the RAs (addresses, routes) can look right while the RAs
+themselves are wrong (a rogue router, a missing RDNSS the host ignores). Every interface is probed
+in its own thread; all of them listen during the same window, so a run costs one `ra_listen`
+whatever the number of interfaces, and sends exactly one Router Solicitation per interface (radvd
+rate-limits answers; a probe must not count on a second one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import select
+import socket
+import struct
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .base import Observation, ProbeContext, ProbeFailed, ProbeRequest
+from .netlink import Netlink
+
+ALL_ROUTERS = "ff02::2"
+ALL_ROUTERS_MAC = "33:33:00:00:00:02"
+ICMP6_RA = 134
+ICMP6_NA = 136
+#: An RA flood must not grow the observation without bound.
+MAX_RAS = 200
+
+
+# ------------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrefixInfo:
+    prefix: str  # PREFIX/LEN
+    on_link: bool
+    autonomous: bool
+    valid_lifetime: int
+    preferred_lifetime: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rdnss:
+    servers: tuple[str, ...]
+    lifetime: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dnssl:
+    domains: tuple[str, ...]
+    lifetime: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class RouteInfo:
+    prefix: str
+    preference: str
+    lifetime: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class RouterAdvert:
+    """One decoded RA: who sent it, its header fields and every option sixcheck knows."""
+
+    router: str  # IPv6 source address
+    mac: str | None  # Ethernet source
+    destination: str
+    ip_hop_limit: int  # must be 255 (RFC 4861 6.1.2): anything less came through a router
+    cur_hop_limit: int
+    managed: bool
+    other: bool
+    preference: str
+    router_lifetime: int
+    reachable_time: int
+    retrans_timer: int
+    prefixes: tuple[PrefixInfo, ...] = ()
+    rdnss: tuple[Rdnss, ...] = ()
+    dnssl: tuple[Dnssl, ...] = ()
+    mtu: int | None = None
+    routes: tuple[RouteInfo, ...] = ()
+    source_lladdr: str | None = None
+    at: float = 0.0  # seconds after the RS was sent
+    count: int = 1  # RAs with this content from this router during the window
+
+    @property
+    def link_local(self) -> bool:
+        return ipaddress.IPv6Address(self.router).is_link_local
+
+    def rdnss_servers(self) -> list[str]:
+        return [s for o in self.rdnss for s in o.servers]
+
+    def dnssl_domains(self) -> list[str]:
+        return [d for o in self.dnssl for d in o.domains]
+
+    def label(self) -> str:
+        return f"{self.router} ({self.mac})" if self.mac else self.router
+
+
+_PRF = {0: "medium", 1: "high", 2: "reserved", 3: "low"}
+
+
+def decode_ra(pkt: Any, at: float = 0.0) -> RouterAdvert | None:
+    """Decode a scapy packet (Ether or IPv6 at the top) into a RouterAdvert; None if not an RA."""
+    from scapy.layers.inet6 import (
+        ICMPv6ND_RA,
+        ICMPv6NDOptDNSSL,
+        ICMPv6NDOptMTU,
+        ICMPv6NDOptPrefixInfo,
+        ICMPv6NDOptRDNSS,
+        ICMPv6NDOptRouteInfo,
+        ICMPv6NDOptSrcLLAddr,
+        IPv6,
+    )
+    from scapy.layers.l2 import Ether
+
+    if IPv6 not in pkt or ICMPv6ND_RA not in pkt:
+        return None
+    ip = pkt[IPv6]
+    ra = pkt[ICMPv6ND_RA]
+    prefixes, rdnss, dnssl, routes = [], [], [], []
+    mtu = slla = None
+    opt = ra.payload
+    while opt is not None and opt.name != "NoPayload" and not isinstance(opt, bytes):
+        if isinstance(opt, ICMPv6NDOptPrefixInfo):
+            net = ipaddress.IPv6Network(f"{opt.prefix}/{opt.prefixlen}", strict=False)
+            prefixes.append(
+                PrefixInfo(
+                    prefix=str(net),
+                    on_link=bool(opt.L),
+                    autonomous=bool(opt.A),
+                    valid_lifetime=int(opt.validlifetime),
+                    preferred_lifetime=int(opt.preferredlifetime),
+                )
+            )
+        elif isinstance(opt, ICMPv6NDOptRDNSS):
+            rdnss.append(Rdnss(servers=tuple(str(s) for s in opt.dns), lifetime=int(opt.lifetime)))
+        elif isinstance(opt, ICMPv6NDOptDNSSL):
+            doms = tuple(
+                (d.decode() if isinstance(d, bytes) else str(d)).rstrip(".") for d in opt.searchlist
+            )
+            dnssl.append(Dnssl(domains=doms, lifetime=int(opt.lifetime)))
+        elif isinstance(opt, ICMPv6NDOptMTU):
+            mtu = int(opt.mtu)
+        elif isinstance(opt, ICMPv6NDOptRouteInfo):
+            net = ipaddress.IPv6Network(f"{opt.prefix}/{opt.plen}", strict=False)
+            routes.append(
+                RouteInfo(prefix=str(net), preference=_PRF[opt.prf], lifetime=int(opt.rtlifetime))
+            )
+        elif isinstance(opt, ICMPv6NDOptSrcLLAddr):
+            slla = str(opt.lladdr).lower()
+        opt = opt.payload
+    return RouterAdvert(
+        router=str(ip.src),
+        mac=str(pkt[Ether].src).lower() if Ether in pkt else None,
+        destination=str(ip.dst),
+        ip_hop_limit=int(ip.hlim),
+        cur_hop_limit=int(ra.chlim),
+        managed=bool(ra.M),
+        other=bool(ra.O),
+        preference=_PRF[ra.prf],
+        router_lifetime=int(ra.routerlifetime),
+        reachable_time=int(ra.reachabletime),
+        retrans_timer=int(ra.retranstimer),
+        prefixes=tuple(prefixes),
+        rdnss=tuple(rdnss),
+        dnssl=tuple(dnssl),
+        mtu=mtu,
+        routes=tuple(routes),
+        source_lladdr=slla,
+        at=round(at, 3),
+    )
+
+
+def merge_adverts(adverts: Sequence[RouterAdvert]) -> tuple[RouterAdvert, ...]:
+    """One entry per router and content: periodic RAs repeat, the report needs each once."""
+    out: dict[tuple[Any, ...], RouterAdvert] = {}
+    for ra in adverts:
+        key = (ra.router, ra.mac, replace(ra, at=0.0, count=1, destination=""))
+        if key in out:
+            out[key] = replace(out[key], count=out[key].count + 1)
+        else:
+            out[key] = ra
+    return tuple(out.values())
+
+
+# ------------------------------------------------------------------------------- RA probe
+
+
+@dataclass(frozen=True, kw_only=True)
+class RaObservation(Observation):
+    """Every RA seen on one interface during the listening window (one RS sent at its start)."""
+
+    family: str = "ipv6"
+    interface: str
+    source: str | None = None  # the link-local address the RS was sent from
+    mac: str | None = None
+    rs_sent: int = 0
+    listen_seconds: float = 0.0
+    adverts: tuple[RouterAdvert, ...] = ()
+    dropped: int = 0  # RAs beyond MAX_RAS, not decoded
+
+
+@dataclass(frozen=True)
+class RouterAdverts(ProbeRequest[RaObservation]):
+    """Solicit RAs on `interface` and collect every RA (solicited or not) for `ctx.ra_listen`."""
+
+    interface: str
+    needs_raw = True
+
+    @classmethod
+    async def run_batch(
+        cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
+    ) -> dict[ProbeRequest[Any], Observation]:
+        reqs = [r for r in requests if isinstance(r, RouterAdverts)]
+        results = await asyncio.gather(
+            *(
+                asyncio.wait_for(
+                    asyncio.to_thread(listen_for_ras, r.interface, ctx.ra_listen),
+                    timeout=ctx.ra_listen + ctx.probe_timeout + 1,
+                )
+                for r in reqs
+            ),
+            return_exceptions=True,
+        )
+        out: dict[ProbeRequest[Any], Observation] = {}
+        for req, res in zip(reqs, results, strict=True):
+            if isinstance(res, TimeoutError):
+                out[req] = ProbeFailed(error=f"RA listener on {req.interface} did not finish")
+            elif isinstance(res, BaseException):
+                out[req] = ProbeFailed(
+                    error=f"RA probe on {req.interface}: {type(res).__name__}: {res}"
+                )
+            else:
+                out[req] = res
+        return out
+
+
+def _solicited_node(addr: str) -> tuple[str, str]:
+    """The solicited-node multicast address of `addr` and its Ethernet group MAC."""
+    packed = ipaddress.IPv6Address(addr).packed
+    group = ipaddress.IPv6Address(bytes.fromhex("ff0200000000000000000001ff") + packed[13:])
+    mac = "33:33:" + ":".join(f"{b:02x}" for b in group.packed[12:])
+    return str(group), mac
+
+
+def _open_l2(iface: str, bpf: str) -> Any:
+    from scapy.config import conf
+
+    # promisc=False: a probe must not change the interface's state
+    return conf.L2socket(iface=iface, filter=bpf, promisc=False)
+
+
+def listen_for_ras(iface: str, window: float) -> RaObservation:
+    """Open a listener on `iface`, send one RS from its link-local, collect RAs for `window` s."""
+    from scapy.layers.inet6 import ICMPv6ND_RS, ICMPv6NDOptSrcLLAddr, IPv6
+    from scapy.layers.l2 import Ether
+
+    with Netlink() as nl:
+        link = nl.link(iface)
+        ll = nl.link_local(iface) if link else None
+    if link is None:
+        return RaObservation(
+            interface=iface, error=f"interface {iface} does not exist on this node"
+        )
+    if not link.up:
+        return RaObservation(interface=iface, mac=link.mac, error=f"interface {iface} is down")
+    mac = (link.mac or "").lower()
+    sock = _open_l2(iface, f"icmp6 and ip6[40] == {ICMP6_RA}")
+    try:
+        src = ll or "::"  # RFC 4861: no source link-layer option from the unspecified address
+        rs = Ether(src=mac, dst=ALL_ROUTERS_MAC) / IPv6(src=src, dst=ALL_ROUTERS, hlim=255)
+        rs = rs / ICMPv6ND_RS()
+        if ll:
+            rs = rs / ICMPv6NDOptSrcLLAddr(lladdr=mac)
+        start = time.monotonic()
+        sent, err = 0, None
+        try:
+            sock.send(rs)
+            sent = 1
+        except OSError as exc:
+            err = f"could not send the RS on {iface}: {exc.strerror or exc}"
+        seen: list[RouterAdvert] = []
+        dropped = 0
+        deadline = start + window
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([sock], [], [], left)
+            if not ready:
+                break
+            pkt = sock.recv()
+            if pkt is None or Ether not in pkt or str(pkt[Ether].src).lower() == mac:
+                continue  # our own RAs (a router probing the link it serves) are not evidence
+            ra = decode_ra(pkt, time.monotonic() - start)
+            if ra is None:
+                continue
+            if len(seen) >= MAX_RAS:
+                dropped += 1
+                continue
+            seen.append(ra)
+        return RaObservation(
+            interface=iface,
+            source=src,
+            mac=mac,
+            rs_sent=sent,
+            listen_seconds=window,
+            adverts=merge_adverts(seen),
+            dropped=dropped,
+            error=err if not seen else None,
+        )
+    finally:
+        sock.close()
+
+
+# ------------------------------------------------------------------------------- NS/NA probe
+
+
+@dataclass(frozen=True, kw_only=True)
+class NeighborResult:
+    """One router asked by NS (on the wire) and reached through the kernel (echo)."""
+
+    target: str
+    na_received: bool = False
+    na_router: bool | None = None
+    na_solicited: bool | None = None
+    na_override: bool | None = None
+    na_mac: str | None = None
+    na_rtt_ms: float | None = None
+    echo_ok: bool | None = None
+    echo_error: str | None = None
+    cache_state: str | None = None  # the kernel's neighbour entry after the exchange
+    cache_mac: str | None = None
+    cache_router: bool | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class NeighborObservation(Observation):
+    family: str = "ipv6"
+    interface: str
+    source: str | None = None
+    mac: str | None = None
+    targets_from: str = "profile"  # or "default route"
+    results: tuple[NeighborResult, ...] = ()
+
+
+@dataclass(frozen=True)
+class RouterNeighbors(ProbeRequest[NeighborObservation]):
+    """NS/NA with `targets` on `interface` (empty: the gateways of its default routes), then an
+    echo through the kernel so its neighbour cache must resolve them too, then read that cache."""
+
+    interface: str
+    targets: tuple[str, ...] = ()
+    needs_raw = True
+
+    @classmethod
+    async def run_batch(
+        cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
+    ) -> dict[ProbeRequest[Any], Observation]:
+        reqs = [r for r in requests if isinstance(r, RouterNeighbors)]
+        results = await asyncio.gather(
+            *(
+                asyncio.wait_for(
+                    asyncio.to_thread(ask_neighbors, r.interface, r.targets, ctx.probe_timeout),
+                    timeout=3 * ctx.probe_timeout + 2,
+                )
+                for r in reqs
+            ),
+            return_exceptions=True,
+        )
+        out: dict[ProbeRequest[Any], Observation] = {}
+        for req, res in zip(reqs, results, strict=True):
+            if isinstance(res, BaseException):
+                what = (
+                    "timed out" if isinstance(res, TimeoutError) else f"{type(res).__name__}: {res}"
+                )
+                out[req] = ProbeFailed(error=f"NS/NA probe on {req.interface}: {what}")
+            else:
+                out[req] = res
+        return out
+
+
+def ask_neighbors(iface: str, targets: tuple[str, ...], timeout: float) -> NeighborObservation:
+    from scapy.layers.inet6 import (
+        ICMPv6ND_NA,
+        ICMPv6ND_NS,
+        ICMPv6NDOptDstLLAddr,
+        ICMPv6NDOptSrcLLAddr,
+        IPv6,
+    )
+    from scapy.layers.l2 import Ether
+
+    with Netlink() as nl:
+        link = nl.link(iface)
+        if link is None:
+            return NeighborObservation(
+                interface=iface, error=f"interface {iface} does not exist on this node"
+            )
+        ll = nl.link_local(iface)
+        origin = "profile"
+        if not targets:
+            origin = "default route"
+            targets = tuple(
+                dict.fromkeys(
+                    r.gateway
+                    for r in nl.routes()
+                    if r.dst == "default" and r.dev == iface and r.gateway
+                )
+            )
+    mac = (link.mac or "").lower()
+    if not ll:
+        return NeighborObservation(
+            interface=iface,
+            mac=mac,
+            targets_from=origin,
+            error=f"{iface} has no usable link-local address to send a Neighbor Solicitation from",
+        )
+    if not targets:
+        return NeighborObservation(
+            interface=iface,
+            source=ll,
+            mac=mac,
+            targets_from=origin,
+            error=f"no router to ask on {iface}: the profile names none by address and there is "
+            f"no default route via {iface}",
+        )
+    results: list[NeighborResult] = []
+    sock = _open_l2(iface, f"icmp6 and ip6[40] == {ICMP6_NA}")
+    try:
+        for target in targets:
+            group, gmac = _solicited_node(target)
+            ns = (
+                Ether(src=mac, dst=gmac)
+                / IPv6(src=ll, dst=group, hlim=255)
+                / ICMPv6ND_NS(tgt=target)
+                / ICMPv6NDOptSrcLLAddr(lladdr=mac)
+            )
+            start = time.monotonic()
+            res = NeighborResult(target=target)
+            sock.send(ns)
+            deadline = start + timeout
+            while (left := deadline - time.monotonic()) > 0:
+                ready, _, _ = select.select([sock], [], [], left)
+                if not ready:
+                    break
+                pkt = sock.recv()
+                if pkt is None or ICMPv6ND_NA not in pkt or Ether not in pkt:
+                    continue
+                if str(pkt[Ether].src).lower() == mac:
+                    continue
+                na = pkt[ICMPv6ND_NA]
+                if ipaddress.IPv6Address(na.tgt) != ipaddress.IPv6Address(target):
+                    continue
+                tlla = pkt[ICMPv6NDOptDstLLAddr].lladdr if ICMPv6NDOptDstLLAddr in pkt else None
+                res = replace(
+                    res,
+                    na_received=True,
+                    na_router=bool(na.R),
+                    na_solicited=bool(na.S),
+                    na_override=bool(na.O),
+                    na_mac=str(tlla or pkt[Ether].src).lower(),
+                    na_rtt_ms=round((time.monotonic() - start) * 1000, 2),
+                )
+                break
+            ok, err = echo6(target, link.index, timeout)
+            results.append(replace(res, echo_ok=ok, echo_error=err))
+    finally:
+        sock.close()
+    with Netlink() as nl:
+        cache = {ipaddress.IPv6Address(n.address): n for n in nl.neighbors(iface) if n.address}
+    final = []
+    for res in results:
+        entry = cache.get(ipaddress.IPv6Address(res.target))
+        final.append(
+            replace(
+                res,
+                cache_state=entry.state if entry else "absent",
+                cache_mac=entry.mac if entry else None,
+                cache_router=entry.router if entry else None,
+            )
+        )
+    return NeighborObservation(
+        interface=iface, source=ll, mac=mac, targets_from=origin, results=tuple(final)
+    )
+
+
+# ------------------------------------------------------------------------------- echo
+
+
+def echo6(dst: str, ifindex: int, timeout: float) -> tuple[bool, str | None]:
+    """One ICMPv6 echo through the kernel (raw ICMPv6 socket): (answered, why not).
+
+    Going through the kernel, not scapy, is the point: it must resolve the neighbour itself.
+    """
+    ident = os.getpid() & 0xFFFF
+    seq = int(time.monotonic() * 1000) & 0xFFFF
+    payload = b"sixcheck"
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    except OSError as exc:
+        return False, f"cannot open an ICMPv6 socket: {exc.strerror}"
+    try:
+        s.setblocking(False)
+        s.sendto(struct.pack("!BBHHH", 128, 0, 0, ident, seq) + payload, (dst, 0, 0, ifindex))
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([s], [], [], left)
+            if not ready:
+                break
+            data, addr = s.recvfrom(2048)
+            if len(data) < 8:
+                continue
+            typ, _, _, rid, rseq = struct.unpack("!BBHHH", data[:8])
+            same = ipaddress.IPv6Address(addr[0].split("%")[0]) == ipaddress.IPv6Address(dst)
+            if typ == 129 and rid == ident and rseq == seq and same:
+                return True, None
+            if typ == 1 and data[8 + 40 + 4 : 8 + 40 + 8] == struct.pack("!HH", ident, seq):
+                return False, f"destination unreachable (code {data[1]}) from {addr[0]}"
+        return False, f"no echo reply within {timeout:g} s"
+    except OSError as exc:
+        return False, f"{exc.strerror or exc}"
+    finally:
+        s.close()
+
+
+@dataclass(frozen=True, kw_only=True)
+class EchoObservation(Observation):
+    family: str = "ipv6"
+    destination: str
+    source: str | None = None
+    interface: str | None = None
+    answered: bool = False
+    rtt_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Echo6(ProbeRequest[EchoObservation]):
+    """One ICMPv6 echo to `destination` from this node, routed by the kernel."""
+
+    destination: str
+    needs_raw = True
+
+    async def run_one(self, ctx: ProbeContext) -> EchoObservation:
+        def work() -> EchoObservation:
+            with Netlink() as nl:
+                route = nl.route_get(self.destination)
+            start = time.monotonic()
+            ok, err = echo6(self.destination, 0, ctx.probe_timeout)
+            return EchoObservation(
+                destination=self.destination,
+                source=route.source,
+                interface=route.dev,
+                answered=ok,
+                rtt_ms=round((time.monotonic() - start) * 1000, 2) if ok else None,
+                error=None if ok else err,
+            )
+
+        return await asyncio.wait_for(asyncio.to_thread(work), timeout=ctx.probe_timeout + 1)
