@@ -1,0 +1,251 @@
+"""TCP connect probes: is HOST:PORT open, and if not, *how* was the connection denied?
+
+The classification a firewall audit needs: `open` (the handshake completed), `reset` (a TCP RST
+came back: nothing listens there, or a firewall rejects with tcp-reset), `icmp` (an ICMPv6 error
+came back; its type/code and the node that sent it are recorded: administratively prohibited from
+the gateway, port unreachable from the host itself, reject-route...), `dropped` (nothing at all
+within the deadline, twice).
+
+A full connect() needs no privilege: the ICMPv6 detail comes from the socket error queue
+(IPV6_RECVERR), see `sockio`. An open connection is closed at once with an RST (SO_LINGER 0), as
+`nmap -sT` does, and nothing is ever sent on it.
+
+Scale: every request of a run goes out in one wave, bounded by a semaphore (sockets in flight) and
+a token bucket (packets per second), with one retry for silence on a fresh socket, so a single
+lost SYN never reads as "filtered" and an all-dropped audit costs about two probe timeouts plus the
+sending time, not one timeout per target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import errno
+import os
+import socket
+import struct
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from . import sockio
+from .base import Observation, ProbeContext, ProbeRequest
+
+PortState = Literal["open", "reset", "icmp", "dropped", "silent", "local-error"]
+
+#: Words for each state, for messages and evidence.
+STATE_WORDS: dict[str, str] = {
+    "open": "connection established (open)",
+    "reset": "rejected with a TCP reset",
+    "icmp": "rejected with an ICMP error",
+    "dropped": "dropped (no answer at all)",
+    "silent": "no answer (UDP: open|filtered: a dropped datagram and an open port that ignores "
+    "it look the same)",
+    "local-error": "could not be sent from here",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PortResult(Observation):
+    """What one attempt to reach `dst` `proto`/`port` found (after at most one retry).
+
+    `from_target` is True when the ICMP error was sent by the target itself (the packet got
+    through every firewall on the way; the port is closed, not filtered).
+    """
+
+    dst: str
+    port: int
+    proto: Literal["tcp", "udp"]
+    family: Literal["ipv6", "ipv4"]
+    state: PortState | None = None
+    icmp: sockio.IcmpError | None = None
+    from_target: bool = False
+    rtt_ms: float | None = None
+    attempts: int = 0
+    reply_bytes: int | None = None  # UDP: size of the datagram that came back
+    source: str | None = None
+    interface: str | None = None
+    sent_at: str | None = None
+
+    @property
+    def target(self) -> str:
+        return (
+            f"[{self.dst}]:{self.port}/{self.proto}"
+            if ":" in self.dst
+            else (f"{self.dst}:{self.port}/{self.proto}")
+        )
+
+    def how(self) -> str:
+        """How it was answered, in words: `rejected with ICMPv6 admin-prohibited ... from X`."""
+        if self.state == "icmp" and self.icmp is not None:
+            who = ""
+            if self.from_target and self.icmp.name in ("port-unreachable", "protocol-unreachable"):
+                who = " (sent by the target itself: the packet got through, the port is closed)"
+            elif self.from_target:
+                who = " (sent by the target itself: its own firewall)"
+            return f"rejected with {self.icmp.describe()}{who}"
+        if self.state == "local-error":
+            return f"could not be sent from here: {self.error}"
+        if self.state == "open" and self.proto == "udp":
+            return f"answered ({self.reply_bytes} bytes came back)"
+        return STATE_WORDS.get(self.state or "", str(self.state))
+
+
+@dataclass(frozen=True)
+class TcpConnect(ProbeRequest[PortResult]):
+    """Try a TCP handshake with [dst]:port; classify the answer (see module doc)."""
+
+    dst: str
+    port: int
+    tries: int = 2
+    rate: int = sockio.DEFAULT_RATE
+    concurrency: int = sockio.DEFAULT_CONCURRENCY
+
+    @classmethod
+    async def run_batch(
+        cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
+    ) -> dict[ProbeRequest[Any], Observation]:
+        reqs = [r for r in requests if isinstance(r, TcpConnect)]
+        return await run_paced(
+            reqs,
+            lambda r, pace: tcp_connect(r.dst, r.port, ctx.probe_timeout, r.tries, pace),
+            lambda r, err: PortResult(
+                dst=r.dst, port=r.port, proto="tcp", family=_fam(r.dst), error=err
+            ),
+        )
+
+
+R = TypeVar("R", bound=Any)
+
+
+async def run_paced(
+    reqs: Sequence[R],
+    fn: Callable[[R, sockio.Pacer], Awaitable[Observation]],
+    on_crash: Callable[[R, str], Observation],
+) -> dict[ProbeRequest[Any], Observation]:
+    """Run `fn` for every request at once, under the smallest rate/concurrency they ask for,
+    and fill in the interface each observation's source address belongs to."""
+    if not reqs:
+        return {}
+    pace = sockio.pacer(min(r.rate for r in reqs))
+    sem = asyncio.Semaphore(min(r.concurrency for r in reqs))
+
+    async def one(r: R) -> Observation:
+        async with sem:
+            return await fn(r, pace)
+
+    results = await asyncio.gather(*(one(r) for r in reqs), return_exceptions=True)
+    srcs = {getattr(o, "source", None) for o in results} - {None}
+    ifaces = sockio.interfaces_of({s for s in srcs if isinstance(s, str)})
+    out: dict[ProbeRequest[Any], Observation] = {}
+    for r, res in zip(reqs, results, strict=True):
+        if isinstance(res, BaseException):
+            out[r] = on_crash(r, f"probe crashed: {type(res).__name__}: {res}")
+        elif getattr(res, "source", None) in ifaces and getattr(res, "interface", 1) is None:
+            out[r] = dataclasses.replace(res, interface=ifaces[res.source])  # type: ignore[type-var]
+        else:
+            out[r] = res
+    return out
+
+
+def _fam(dst: str) -> Literal["ipv6", "ipv4"]:
+    return "ipv6" if sockio.family_of(dst) == socket.AF_INET6 else "ipv4"
+
+
+async def _wait_writable(sock: socket.socket, timeout: float) -> bool:
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[None] = loop.create_future()
+    fd = sock.fileno()
+
+    def ready() -> None:
+        if not fut.done():
+            fut.set_result(None)
+
+    loop.add_writer(fd, ready)
+    try:
+        await asyncio.wait_for(fut, timeout=max(timeout, 0))
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_writer(fd)
+
+
+def is_from(offender: str | None, dst: str) -> bool:
+    """True when `offender` is the address `dst` (compared as addresses, not strings)."""
+    import ipaddress
+
+    if not offender:
+        return False
+    try:
+        return ipaddress.ip_address(offender) == ipaddress.ip_address(dst)
+    except ValueError:
+        return False
+
+
+async def tcp_connect(
+    dst: str, port: int, timeout: float, tries: int = 2, pace: sockio.Pacer | None = None
+) -> PortResult:
+    """One classified connection attempt (plus retries for silence); see the module doc."""
+    family = sockio.family_of(dst)
+    base: dict[str, Any] = {"dst": dst, "port": port, "proto": "tcp", "family": _fam(dst)}
+    sent_at = sockio.now_iso()
+    attempt = 0
+    source: str | None = None
+    while attempt < max(1, tries):
+        attempt += 1
+        if pace is not None:
+            await pace.take()
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sockio.enable_recverr(sock)
+            t0 = time.monotonic()
+            try:
+                sock.connect((dst, port))
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                return PortResult(
+                    **base,
+                    state="local-error",
+                    attempts=attempt,
+                    sent_at=sent_at,
+                    error=f"connect to {dst} port {port}: {exc.strerror}",
+                )
+            source = sockio.local_source(sock) or source
+            done = await _wait_writable(sock, timeout)
+            rtt = (time.monotonic() - t0) * 1000
+            common = {**base, "attempts": attempt, "sent_at": sent_at, "source": source}
+            if not done:
+                continue  # silence: retry on a fresh socket (new source port)
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            icmp = next((e for e, _ in sockio.read_errqueue(sock) if e.origin != "local"), None)
+            if err == 0:
+                with contextlib.suppress(OSError):  # close with RST: nothing is ever sent
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                return PortResult(**common, state="open", rtt_ms=rtt)
+            if icmp is not None:
+                return PortResult(
+                    **common,
+                    state="icmp",
+                    icmp=icmp,
+                    rtt_ms=rtt,
+                    from_target=is_from(icmp.offender, dst),
+                )
+            if err == errno.ECONNREFUSED:
+                return PortResult(**common, state="reset", rtt_ms=rtt)
+            if err == errno.ETIMEDOUT:
+                continue
+            return PortResult(
+                **common,
+                state="local-error",
+                rtt_ms=rtt,
+                error=f"connect failed: {errno.errorcode.get(err, err)} "
+                f"({os.strerror(err)}) with no ICMP error to say why",
+            )
+        finally:
+            sock.close()
+    return PortResult(**base, state="dropped", attempts=attempt, sent_at=sent_at, source=source)
