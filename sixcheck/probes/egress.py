@@ -582,28 +582,41 @@ def resolve_family(name: str, family: int) -> tuple[list[str], bool, str | None]
 
 @dataclass(frozen=True)
 class NameEgress(ProbeRequest[NameRoutes]):
-    """Resolve `name` for `family` (4 or 6) as applications do, then decide each address."""
+    """Resolve `name` for `family` (4 or 6), then decide each address.
+
+    Without `resolver` the name is resolved as applications do (getaddrinfo, the host's
+    resolv.conf); with it, by one query to that resolver (the VPN's own), through the `dns`
+    area's DnsQuery probe, so there is one DNS client in sixcheck.
+    """
 
     name: str
     family: int
+    resolver: str | None = None
 
     @classmethod
     async def run_batch(
         cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
     ) -> dict[ProbeRequest[Any], Observation]:
+        reqs = [r for r in requests if isinstance(r, NameEgress)]
+        answers = await _query_resolvers(reqs, ctx)
+
         async def one(r: NameEgress) -> Observation:
-            try:
-                addrs, none, err = await _in_thread(
-                    lambda: resolve_family(r.name, r.family), ctx.probe_timeout
-                )
-            except TimeoutError:
-                return NameRoutes(
-                    name=r.name,
-                    family=r.family,
-                    error=f"resolving {r.name} did not finish within {ctx.probe_timeout:g} s",
-                )
+            label = f"resolver {r.resolver}" if r.resolver else NameRoutes.resolver
+            base = {"name": r.name, "family": r.family, "resolver": label}
+            if r.resolver:
+                addrs, none, err = answers[r]
+            else:
+                try:
+                    addrs, none, err = await _in_thread(
+                        lambda: resolve_family(r.name, r.family), ctx.probe_timeout
+                    )
+                except TimeoutError:
+                    return NameRoutes(
+                        **base,
+                        error=f"resolving {r.name} did not finish within {ctx.probe_timeout:g} s",
+                    )
             if err or not addrs:
-                return NameRoutes(name=r.name, family=r.family, no_records=none, error=err)
+                return NameRoutes(**base, no_records=none, error=err)
 
             def route_all() -> tuple[RouteDecision, ...]:
                 nl = Netlink()
@@ -616,26 +629,91 @@ class NameEgress(ProbeRequest[NameRoutes]):
                 decisions = await _in_thread(route_all, ctx.probe_timeout)
             except TimeoutError:
                 return NameRoutes(
-                    name=r.name,
-                    family=r.family,
-                    addresses=tuple(addrs),
-                    error="route lookups did not finish in time",
+                    **base, addresses=tuple(addrs), error="route lookups did not finish in time"
                 )
-            return NameRoutes(
-                name=r.name, family=r.family, addresses=tuple(addrs), decisions=decisions
-            )
+            return NameRoutes(**base, addresses=tuple(addrs), decisions=decisions)
 
-        results = await asyncio.gather(
-            *(one(r) for r in requests if isinstance(r, NameEgress)), return_exceptions=True
-        )
+        results = await asyncio.gather(*(one(r) for r in reqs), return_exceptions=True)
         out: dict[ProbeRequest[Any], Observation] = {}
-        for r, res in zip(requests, results, strict=True):
+        for r, res in zip(reqs, results, strict=True):
             out[r] = (
                 ProbeFailed(error=f"probe crashed: {type(res).__name__}: {res}")
                 if isinstance(res, BaseException)
                 else res
             )
         return out
+
+
+async def _query_resolvers(
+    reqs: Sequence[NameEgress], ctx: ProbeContext
+) -> dict[NameEgress, tuple[list[str], bool, str | None]]:
+    """Ask each listed resolver for each name's A/AAAA in one DnsQuery batch."""
+    from .dns import DnsAnswer, DnsQuery
+
+    queries = {
+        r: DnsQuery(r.resolver, r.name, "AAAA" if r.family == 6 else "A")  # type: ignore[arg-type]
+        for r in reqs
+        if r.resolver
+    }
+    if not queries:
+        return {}
+    results = await DnsQuery.run_batch(list(dict.fromkeys(queries.values())), ctx)
+    out: dict[NameEgress, tuple[list[str], bool, str | None]] = {}
+    for r, q in queries.items():
+        ans = results.get(q)
+        if not isinstance(ans, DnsAnswer):
+            err = getattr(ans, "error", None) or "no answer"
+            out[r] = ([], False, f"asking resolver {r.resolver}: {err}")
+        elif ans.error or not ans.responded:
+            out[r] = ([], False, f"{ans.where()} for {r.name}: {ans.error or 'no answer'}")
+        elif ans.nxdomain or ans.nodata:
+            out[r] = ([], True, None)
+        elif ans.rcode != "NOERROR":
+            out[r] = ([], False, f"{ans.where()} answered {ans.rcode} for {r.name}")
+        else:
+            out[r] = (sorted(str(a) for a in ans.addresses()), False, None)
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResolverRoutes(Observation):
+    """The host's effective resolvers (resolv.conf, systemd-resolved's upstreams) and where the
+    kernel sends a query to each of them."""
+
+    servers: tuple[str, ...] = ()
+    via_stub: bool = False
+    decisions: tuple[RouteDecision, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResolverEgress(ProbeRequest[ResolverRoutes]):
+    """Read the host's resolvers (the `dns` area's reader) and decide the route to each."""
+
+    async def run_one(self, ctx: ProbeContext) -> ResolverRoutes:
+        from .dns import read_host_resolvers
+
+        def work() -> ResolverRoutes:
+            hr = read_host_resolvers()
+            if hr.error:
+                return ResolverRoutes(error=hr.error)
+            servers = tuple(hr.effective)
+            nl = Netlink()
+            try:
+                decisions = []
+                for srv in servers:
+                    try:
+                        ip = ipaddress.ip_address(srv.split("%")[0])
+                    except ValueError:
+                        decisions.append(
+                            RouteDecision(dst=srv, family=0, error=f"{srv!r} is not an address")
+                        )
+                        continue
+                    decisions.append(nl.decide(ip))
+            finally:
+                nl.close()
+            return ResolverRoutes(servers=servers, via_stub=hr.via_stub, decisions=tuple(decisions))
+
+        return await _in_thread(work, ctx.probe_timeout)
 
 
 @dataclass(frozen=True, kw_only=True)
