@@ -34,8 +34,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="build the site (tears an existing instance down first)")
-    up.add_argument("--fault", action="append", default=[], metavar="NAME",
-                    help="inject a fault (repeatable); see `faults`")
+    up.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="inject a fault (repeatable); see `faults`",
+    )
     sub.add_parser("down", help="remove every namespace, process and file of the instance")
     sub.add_parser("status", help="what is up")
     sub.add_parser("faults", help="list the faults and variants")
@@ -45,8 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="up, run the gateway profile inside gw, report, down")
     mx = sub.add_parser("matrix", help="run the lab profiles against healthy and every fault")
     mx.add_argument("--json", dest="json_file", default=None, metavar="FILE")
-    mx.add_argument("--only", nargs="+", default=None, metavar="SCENARIO",
-                    help="only these scenarios (healthy, fault or variant names)")
+    mx.add_argument(
+        "--only",
+        nargs="+",
+        default=None,
+        metavar="SCENARIO",
+        help="only these scenarios (healthy, fault or variant names)",
+    )
     return p
 
 
@@ -79,8 +89,10 @@ def _cmd_demo(lab: Lab) -> int:
     print(f"building the lab {lab.instance} ...", flush=True)
     with lab:
         secs = lab.up()
-        print(f"lab up in {secs:.1f}s; running the gateway profile inside {lab.ns('gw')} ...",
-              flush=True)
+        print(
+            f"lab up in {secs:.1f}s; running the gateway profile inside {lab.ns('gw')} ...",
+            flush=True,
+        )
         args = ["--profile", str(profile), "--report-dir", str(report_dir)]
         proc = netns.run_pytest_in(lab.ns("gw"), args, cwd=REPO)
         sys.stdout.write(proc.stdout)
@@ -90,7 +102,9 @@ def _cmd_demo(lab: Lab) -> int:
     if html:
         print(f"HTML report: {html[0]}")
     else:
-        print(f"no HTML report was written (report dir {report_dir}); pytest exit {proc.returncode}")
+        print(
+            f"no HTML report was written (report dir {report_dir}); pytest exit {proc.returncode}"
+        )
     print(f"pytest exit code: {proc.returncode}")
     return proc.returncode
 

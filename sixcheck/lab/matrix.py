@@ -100,7 +100,10 @@ class Scenario:
         ran = set().union(*(r.areas("passed", "failed", "error") for r in self.runs.values()))
         if self.kind != "fault":
             if failed:
-                self.verdict, self.note = "false-alarm", f"failed areas: {', '.join(sorted(failed))}"
+                self.verdict, self.note = (
+                    "false-alarm",
+                    f"failed areas: {', '.join(sorted(failed))}",
+                )
             elif not ran:
                 self.verdict, self.note = "pending", "no checks ran (no lab profiles yet?)"
             else:
@@ -122,7 +125,9 @@ class Scenario:
     def failed_ids(self) -> list[str]:
         """``profile: check`` for every failed check, shortened for the table."""
         return [
-            f"{r.node}:{shorten(cid)}" for r in self.runs.values() for cid in r.ids("failed", "error")
+            f"{r.node}:{shorten(cid)}"
+            for r in self.runs.values()
+            for cid in r.ids("failed", "error")
         ]
 
     def to_json(self) -> dict[str, Any]:
@@ -153,8 +158,9 @@ class MatrixResult:
 
     def problems(self) -> list[str]:
         """One line per row with a verdict that must fail the matrix."""
-        return [f"{s.name}: {s.verdict} ({s.note})" for s in self.scenarios if s.verdict in
-                BAD_VERDICTS]
+        return [
+            f"{s.name}: {s.verdict} ({s.note})" for s in self.scenarios if s.verdict in BAD_VERDICTS
+        ]
 
     def exit_code(self) -> int:
         return 1 if self.problems() else 0
@@ -169,16 +175,15 @@ class MatrixResult:
                 detail += f"  ({s.note})"
             rows.append((s.name, area or "-", s.verdict, f"{s.seconds:.1f}", detail))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        lines = [
-            "  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows
-        ]
+        lines = ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
         lines.insert(1, "-" * min(120, len(lines[0])))
         counts: dict[str, int] = {}
         for s in self.scenarios:
             counts[s.verdict] = counts.get(s.verdict, 0) + 1
         summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
-        lines.append(f"profiles: {', '.join(self.profiles) or 'none'}; {summary}; "
-                     f"{self.seconds:.0f}s in all")
+        lines.append(
+            f"profiles: {', '.join(self.profiles) or 'none'}; {summary}; {self.seconds:.0f}s in all"
+        )
         return "\n".join(lines)
 
 
@@ -220,8 +225,13 @@ def run_profile(
     try:
         proc = netns.run_pytest_in(lab.ns(node), args, cwd=repo, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return ProfileRun(profile, node, -1, time.monotonic() - t0,
-                          harness_error=f"pytest timed out after {timeout:.0f}s")
+        return ProfileRun(
+            profile,
+            node,
+            -1,
+            time.monotonic() - t0,
+            harness_error=f"pytest timed out after {timeout:.0f}s",
+        )
     run = ProfileRun(profile, node, proc.returncode, time.monotonic() - t0)
     if proc.returncode not in RAN_CODES:
         tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
@@ -259,8 +269,9 @@ def run(
         wanted = list(only)
         known = {s.name for s in scenarios}
         if unknown := [w for w in wanted if w not in known]:
-            raise KeyError(f"unknown scenario(s) {', '.join(unknown)}; known: "
-                           f"{', '.join(sorted(known))}")
+            raise KeyError(
+                f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         scenarios = [s for s in scenarios if s.name in wanted]
     profiles = lab_profiles(repo)
     workroot = Path(tempfile.mkdtemp(prefix=f"sixcheck-matrix-{lab.instance}-"))

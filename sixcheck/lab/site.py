@@ -348,8 +348,15 @@ class Lab:
         """The internet: uplinks, the service addresses on lo, radvd towards the gateway,
         resolvers, NTP, web, the tunnel broker's end, the VPN server."""
         cfg, sd = self.config, self.state_dir
-        lo6 = [t.RESOLVER6, t.NTP6, t.WEB6, t.INTRANET6, t.INTRANET_DB6, t.FAR_TARGET6,
-               t.VPN_RESOLVER6]
+        lo6 = [
+            t.RESOLVER6,
+            t.NTP6,
+            t.WEB6,
+            t.INTRANET6,
+            t.INTRANET_DB6,
+            t.FAR_TARGET6,
+            t.VPN_RESOLVER6,
+        ]
         lo4 = [t.RESOLVER4, t.WEB4, t.V4ONLY4, t.INTRANET4, t.INTRANET_DB4, t.VPN_RESOLVER4]
         self._ip(
             "inet",
@@ -368,9 +375,7 @@ class Lab:
         )
         self._inet_filter()
         conf = sd / "radvd-inet.conf"
-        conf.write_text(
-            daemons.radvd_conf(t.INET_WAN_IF, t.WAN6_PREFIX, autonomous=False)
-        )
+        conf.write_text(daemons.radvd_conf(t.INET_WAN_IF, t.WAN6_PREFIX, autonomous=False))
         self._start("inet", "radvd-inet", daemons.radvd_argv(conf, sd, "radvd-inet"))
 
         public = _records(cfg, internal=False)
@@ -393,7 +398,9 @@ class Lab:
             self._start("inet", "chronyd", daemons.chrony_argv(conf))
         elif cfg.ntp == "skewed":
             self._start(
-                "inet", "ntpliar", daemons.ntp_liar_argv(sys.executable, t.NTP6, cfg.ntp_skew_seconds)
+                "inet",
+                "ntpliar",
+                daemons.ntp_liar_argv(sys.executable, t.NTP6, cfg.ntp_skew_seconds),
             )
 
         http = f"sh {daemons.http_responder(sd)}"
@@ -445,8 +452,9 @@ table inet sixlab {{
         key = self.state_dir / f"wg-{who}.key"
         fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(subprocess.run(["wg", "genkey"], capture_output=True, text=True,
-                                    check=True).stdout)
+            fh.write(
+                subprocess.run(["wg", "genkey"], capture_output=True, text=True, check=True).stdout
+            )
         pub = subprocess.run(
             ["wg", "pubkey"], input=key.read_text(), capture_output=True, text=True, check=True
         ).stdout.strip()
@@ -457,10 +465,14 @@ table inet sixlab {{
         self._wg_client_key, client_pub = self._wg_keys("client")
         self._wg_server_pub = server_pub
         args = [
-            "listen-port", str(t.WG_PORT),
-            "private-key", str(self._wg_server_key),
-            "peer", client_pub,
-            "allowed-ips", f"{t.WG_CLIENT4}/32,{t.WG_CLIENT6}/128",
+            "listen-port",
+            str(t.WG_PORT),
+            "private-key",
+            str(self._wg_server_key),
+            "peer",
+            client_pub,
+            "allowed-ips",
+            f"{t.WG_CLIENT4}/32,{t.WG_CLIENT6}/128",
         ]
         started = self._start("inet", "wg-server", daemons.wireguard_script(t.WG_IF, args), "sh")
         daemons.wait_until(
@@ -483,8 +495,10 @@ table inet sixlab {{
         ports = ["p-gw"] + [f"p-{n}" for n in ("lan", "vpn", "rogue") if n in nodes]
         self._ip(
             "sw",
-            [f"link add {t.BRIDGE} type bridge stp_state 0 forward_delay 0 mcast_snooping 0",
-             f"link set {t.BRIDGE} up"]
+            [
+                f"link add {t.BRIDGE} type bridge stp_state 0 forward_delay 0 mcast_snooping 0",
+                f"link set {t.BRIDGE} up",
+            ]
             + [f"link set {p} master {t.BRIDGE} up" for p in ports],
         )
 
@@ -535,14 +549,26 @@ table inet sixlab {{
     def _hosts(self, nodes: Sequence[str]) -> None:
         """LAN host, VPN client's LAN side, the outside vantage point and the rogue router."""
         sd = self.state_dir
-        self._ip("lan", [f"addr add {t.LAN_HOST4}/26 dev {t.LAN_IF}", f"link set {t.LAN_IF} up",
-                         f"route add default via {t.GW_LAN4}"])
+        self._ip(
+            "lan",
+            [
+                f"addr add {t.LAN_HOST4}/26 dev {t.LAN_IF}",
+                f"link set {t.LAN_IF} up",
+                f"route add default via {t.GW_LAN4}",
+            ],
+        )
         http = f"sh {daemons.http_responder(sd)}"
         banner = "echo SSH-2.0-sixcheck-lab"
         self._start("lan", "ssh-lan", daemons.tcp_service_argv(6, None, 22, banner))
         self._start("lan", "web-lan", daemons.tcp_service_argv(6, None, 80, http))
-        self._ip("vpn", [f"addr add {t.VPN_HOST4}/26 dev {t.VPN_IF}", f"link set {t.VPN_IF} up",
-                         f"route add default via {t.GW_LAN4}"])
+        self._ip(
+            "vpn",
+            [
+                f"addr add {t.VPN_HOST4}/26 dev {t.VPN_IF}",
+                f"link set {t.VPN_IF} up",
+                f"route add default via {t.GW_LAN4}",
+            ],
+        )
         self._ip(
             "out",
             [
@@ -568,11 +594,16 @@ table inet sixlab {{
         if cfg.vpn_ipv6 == "tunnel":
             allowed.append(t.PROTECTED6)
         args = [
-            "private-key", str(self._wg_client_key),
-            "peer", self._wg_server_pub,
-            "endpoint", f"{t.INET_WAN4}:{t.WG_PORT}",
-            "allowed-ips", ",".join(allowed),
-            "persistent-keepalive", "25",
+            "private-key",
+            str(self._wg_client_key),
+            "peer",
+            self._wg_server_pub,
+            "endpoint",
+            f"{t.INET_WAN4}:{t.WG_PORT}",
+            "allowed-ips",
+            ",".join(allowed),
+            "persistent-keepalive",
+            "25",
         ]
         started = self._start("vpn", "wg-client", daemons.wireguard_script(t.WG_IF, args), "sh")
         daemons.wait_until(
@@ -580,8 +611,11 @@ table inet sixlab {{
             lambda: "configured" in Path(started.log).read_text(),
             5.0,
         )
-        lines = [f"addr add {t.WG_CLIENT4}/26 dev {t.WG_IF}", f"link set {t.WG_IF} up",
-                 f"route add {t.PROTECTED4} dev {t.WG_IF}"]
+        lines = [
+            f"addr add {t.WG_CLIENT4}/26 dev {t.WG_IF}",
+            f"link set {t.WG_IF} up",
+            f"route add {t.PROTECTED4} dev {t.WG_IF}",
+        ]
         if cfg.vpn_ipv6 != "none":
             lines.append(f"addr add {t.WG_CLIENT6}/64 dev {t.WG_IF} nodad")
         if cfg.vpn_ipv6 == "tunnel":
@@ -610,8 +644,9 @@ table inet sixlab {{
         return f"via {via} " in out
 
     def _has_addr_in(self, node: str, ifname: str, prefix: str) -> bool:
-        out = self.exec(node, ["ip", "-6", "-o", "addr", "show", "dev", ifname,
-                               "scope", "global"]).stdout
+        out = self.exec(
+            node, ["ip", "-6", "-o", "addr", "show", "dev", ifname, "scope", "global"]
+        ).stdout
         net = ipaddress.IPv6Network(prefix)
         for line in out.splitlines():
             words = line.split()
@@ -635,24 +670,37 @@ table inet sixlab {{
         if cfg.ntp != "down":
             w("the NTP server", lambda: listening(inet, "udp", t.NTP6, 123), timeout)
         w("the web service", lambda: listening(inet, "tcp", t.WEB6, 80), timeout)
-        w("the gateway's service", lambda: listening(self.ns("gw"), "tcp", t.GW_LAN6, 443),
-          timeout)
+        w("the gateway's service", lambda: listening(self.ns("gw"), "tcp", t.GW_LAN6, 443), timeout)
         if cfg.gw_wan_accept_ra == 2:
-            w("gw's default route from the upstream RA",
-              lambda: self._has_default6("gw", t.INET_WAN_LL), timeout)
+            w(
+                "gw's default route from the upstream RA",
+                lambda: self._has_default6("gw", t.INET_WAN_LL),
+                timeout,
+            )
         if cfg.lan_radvd:
             for node in ("lan", "vpn"):
-                w(f"{node}'s SLAAC address in {cfg.lan_prefix}",
-                  lambda n=node: self._has_addr_in(n, t.LAN_IF, cfg.lan_prefix), timeout)
+                w(
+                    f"{node}'s SLAAC address in {cfg.lan_prefix}",
+                    lambda n=node: self._has_addr_in(n, t.LAN_IF, cfg.lan_prefix),
+                    timeout,
+                )
                 if node == "vpn" or cfg.lan_accept_ra_defrtr:
-                    w(f"{node}'s default route via the gateway",
-                      lambda n=node: self._has_default6(n, t.GW_LAN_LL), timeout)
+                    w(
+                        f"{node}'s default route via the gateway",
+                        lambda n=node: self._has_default6(n, t.GW_LAN_LL),
+                        timeout,
+                    )
         if cfg.rogue_router:
-            w("the rogue prefix on lan",
-              lambda: self._has_addr_in("lan", t.LAN_IF, t.ROGUE_PREFIX6), timeout)
-        w("the VPN tunnel to pass traffic",
-          lambda: self.exec("vpn", ["ping", "-c1", "-W1", t.WG_SERVER4]).returncode == 0,
-          timeout)
+            w(
+                "the rogue prefix on lan",
+                lambda: self._has_addr_in("lan", t.LAN_IF, t.ROGUE_PREFIX6),
+                timeout,
+            )
+        w(
+            "the VPN tunnel to pass traffic",
+            lambda: self.exec("vpn", ["ping", "-c1", "-W1", t.WG_SERVER4]).returncode == 0,
+            timeout,
+        )
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -688,8 +736,10 @@ def _gw_rules(cfg: t.SiteConfig) -> str:
     with adm-prohibited, except the gateway's own public service on [GW_LAN6]:443.
     """
     ptb = (
-        ["-A INPUT -p ipv6-icmp --icmpv6-type packet-too-big -j DROP",
-         "-A FORWARD -p ipv6-icmp --icmpv6-type packet-too-big -j DROP"]
+        [
+            "-A INPUT -p ipv6-icmp --icmpv6-type packet-too-big -j DROP",
+            "-A FORWARD -p ipv6-icmp --icmpv6-type packet-too-big -j DROP",
+        ]
         if cfg.fw_drop_ptb
         else []
     )
