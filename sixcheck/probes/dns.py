@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from .base import Observation, ProbeContext, ProbeRequest
+from .base import Observation, ProbeContext, ProbeFailed, ProbeRequest
 
 Transport = Literal["udp", "tcp"]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -158,9 +158,12 @@ class DnsQuery(ProbeRequest[DnsAnswer]):
         limit = asyncio.Semaphore(MAX_IN_FLIGHT)
         owners = await asyncio.to_thread(_address_owners)  # pyroute2's sync API wants no loop
 
-        async def one(req: DnsQuery) -> DnsAnswer:
+        async def one(req: DnsQuery) -> Observation:
             async with limit:
-                return await req.query(ctx.probe_timeout, owners)
+                try:
+                    return await req.query(ctx.probe_timeout, owners)
+                except Exception as exc:  # one broken query must not take the batch with it
+                    return ProbeFailed(error=f"DnsQuery crashed: {type(exc).__name__}: {exc}")
 
         queries = [r for r in requests if isinstance(r, DnsQuery)]
         answers = await asyncio.gather(*(one(r) for r in queries))
@@ -191,9 +194,11 @@ class DnsQuery(ProbeRequest[DnsAnswer]):
         }
         try:
             rdtype = dns.rdatatype.from_text(self.rdtype)
-        except dns.exception.DNSException:
-            return DnsAnswer(**base, error_kind="local", error=f"unknown record type {self.rdtype}")
-        q = dns.message.make_query(self.name + ".", rdtype)
+            q = dns.message.make_query(self.name.rstrip(".") + ".", rdtype)
+        except dns.exception.DNSException as exc:
+            return DnsAnswer(
+                **base, error_kind="local", error=f"cannot ask {self.name} {self.rdtype}: {exc}"
+            )
         if not self.recursion:
             q.flags &= ~dns.flags.RD
         host = str(self.server)
