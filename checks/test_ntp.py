@@ -33,6 +33,10 @@ def _answered(ans: NtpAnswer, what: str) -> None:
 def test_ntp_answers(target: Simple, observe: Observe, evidence: dict[str, Any]) -> None:
     """The server answers an SNTP request over IPv6, and does not send a Kiss-o'-Death."""
     ans: NtpAnswer = observe(target.requests[0])
+    assert ans.error_kind != "resolve", (
+        f"{ans.error}; expected an IPv6 address for the NTP server: publish its AAAA record or "
+        "fix this node's resolvers (or list the server by address)"
+    )
     assert ans.responded, (
         f"{ans.error}; expected an NTP answer. Check that the server runs and serves "
         f"[{ans.address or ans.server}]:{ans.port}/udp to this node, and that firewalls pass "

@@ -284,7 +284,8 @@ class ResolverDown(Fault):
 
     name = "resolver-down"
     area = "dns"
-    breaks = frozenset({"dns"})
+    # lab-lan lists an NTP server by name (ntp.example.net): without the resolver it has no address
+    breaks = frozenset({"dns", "ntp"})
     changes: ClassVar[Mapping[str, Any]] = {"resolver": "down"}
 
 
@@ -298,7 +299,8 @@ class ResolverIpv4Only(Fault):
 
     name = "resolver-ipv4-only"
     area = "dns"
-    breaks = frozenset({"dns"})
+    # lab-lan lists an NTP server by name (ntp.example.net): without the resolver it has no address
+    breaks = frozenset({"dns", "ntp"})
     changes: ClassVar[Mapping[str, Any]] = {"resolver": "ipv4-only"}
 
 

@@ -122,46 +122,53 @@ class NtpQuery(ProbeRequest[NtpAnswer]):
         start = time.monotonic()
         base: dict[str, Any] = {"server": self.server, "port": self.port}
         try:
-            addresses = await asyncio.wait_for(self._resolve(), timeout)
-        except TimeoutError:
-            return NtpAnswer(
-                **base,
-                error_kind="resolve",
-                error=f"{self.server} did not resolve to AAAA within {timeout:g} s",
-            )
-        except OSError as exc:
-            return NtpAnswer(
-                **base,
-                error_kind="resolve",
-                error=f"{self.server} has no AAAA record ({exc.strerror or exc}): "
-                "it cannot be reached over IPv6 by name",
-            )
-        if not addresses:
-            return NtpAnswer(
-                **base,
-                error_kind="resolve",
-                error=f"{self.server} has no AAAA record: it cannot be reached over IPv6 by name",
-            )
+            addresses = await self._resolve(timeout)
+        except _NoAddress as exc:
+            return NtpAnswer(**base, error_kind="resolve", error=str(exc))
         base["address"] = addresses[0]
         base["addresses"] = tuple(addresses)
         remaining = max(0.01, timeout - (time.monotonic() - start))
         return await exchange(base, remaining, owners)
 
-    async def _resolve(self) -> list[str]:
+    async def _resolve(self, timeout: float) -> list[str]:
+        """The server's IPv6 addresses: itself if an address, else its AAAA records, asked of
+        this node's resolvers (resolv.conf) with dnspython so the deadline really holds (a
+        getaddrinfo thread cannot be cancelled and would outlive the run)."""
         try:
             return [str(ipaddress.IPv6Address(self.server))]
         except ValueError:
             pass
-        loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(
-            self.server, self.port, family=socket.AF_INET6, type=socket.SOCK_DGRAM
-        )
-        out: list[str] = []
-        for info in infos:
-            addr = str(info[4][0]).split("%", 1)[0]
-            if addr not in out:
-                out.append(addr)
-        return out
+        import dns.asyncresolver
+        import dns.exception
+        import dns.resolver
+
+        what = f"{self.server} (AAAA, via this node's resolvers)"
+        try:
+            resolver = dns.asyncresolver.Resolver()
+            answer = await resolver.resolve(self.server, "AAAA", lifetime=timeout, search=False)
+        except dns.resolver.NXDOMAIN:
+            raise _NoAddress(
+                f"{self.server} does not exist (NXDOMAIN): it cannot be reached by name"
+            ) from None
+        except dns.resolver.NoAnswer:
+            raise _NoAddress(
+                f"{self.server} has no AAAA record: it cannot be reached over IPv6 by name"
+            ) from None
+        except dns.resolver.LifetimeTimeout:
+            raise _NoAddress(
+                f"could not resolve {what} within {timeout:g} s: no resolver answered"
+            ) from None
+        except dns.resolver.NoNameservers as exc:
+            raise _NoAddress(
+                f"could not resolve {what}: no resolver gave an answer ({exc})"
+            ) from None
+        except (dns.exception.DNSException, OSError) as exc:
+            raise _NoAddress(f"could not resolve {what}: {exc}") from None
+        return list(dict.fromkeys(str(ipaddress.IPv6Address(r.address)) for r in answer))
+
+
+class _NoAddress(Exception):
+    """The server's name gave no IPv6 address; the message says why."""
 
 
 class _Reply(asyncio.DatagramProtocol):
