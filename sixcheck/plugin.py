@@ -7,6 +7,7 @@ probe plan once per session, and handing evidence to the reports. The measuring 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Generator
 from datetime import UTC, datetime
@@ -16,6 +17,8 @@ from typing import Any
 import pytest
 from _pytest._code.code import ReprFileLocation, TerminalRepr  # no public home for these
 
+from . import baseline as bl
+from . import history, prometheus
 from .check import TARGETS_ATTR
 from .probes.base import (
     Observation,
@@ -28,6 +31,8 @@ from .probes.base import (
 from .probes.plan import run_plan
 from .report import Results, message_of, render_evidence
 from .schema import LoadedProfile, ProfileError, list_profiles, load
+from .secrets import known as secrets_known
+from .secrets import redact
 
 PROFILE_KEY = pytest.StashKey[LoadedProfile]()
 RESULTS_KEY = pytest.StashKey[Results]()
@@ -53,6 +58,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--no-report", action="store_true", help="write neither HTML nor JSON report")
     group.addoption("--json-file", metavar="PATH", help="write the JSON results here instead")
+    group.addoption(
+        "--baseline",
+        metavar="FILE|latest",
+        help="compare with an earlier run's JSON results (regressions, fixed, ...); 'latest' "
+        "takes the newest run of this profile in --report-dir",
+    )
+    group.addoption(
+        "--fail-on",
+        choices=("failures", "regressions"),
+        default="failures",
+        help="what makes the run exit 1: any failing check (default), or only failures the "
+        "baseline did not have (needs --baseline)",
+    )
+    group.addoption(
+        "--prometheus",
+        metavar="FILE",
+        help="also write a node_exporter textfile (*.prom) with one gauge per check",
+    )
+    group.addoption(
+        "--keep",
+        metavar="N",
+        type=int,
+        default=30,
+        help="keep the newest N reports of each profile in --report-dir and index them in "
+        "index.html (default 30; 0 keeps everything)",
+    )
     parser.addini("sixcheck_profile_dirs", "extra folders searched for profile names", type="paths")
 
 
@@ -105,17 +136,25 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     return 0
 
 
-def _report_stem(name: str, started: datetime, report_dir: Path) -> str:
+def _report_stem(name: str, started: datetime, report_dir: Path, reserve: bool) -> str:
     stem = f"{name}-{started.strftime('%Y%m%dT%H%M%SZ')}"
     # two runs in the same second (cron overlap) must not overwrite each other
     n = 1
     candidate = stem
-    while (report_dir / f"{candidate}.json").exists() or (
-        report_dir / f"{candidate}.html"
-    ).exists():
+    while True:
+        html = report_dir / f"{candidate}.html"
+        if not (report_dir / f"{candidate}.json").exists():
+            if not reserve:
+                if not html.exists():
+                    return candidate
+            else:
+                try:  # reserve the name: another run's check-then-write could race ours
+                    os.close(os.open(html, os.O_CREAT | os.O_EXCL, 0o644))
+                    return candidate
+                except FileExistsError:
+                    pass
         n += 1
         candidate = f"{stem}-{n}"
-    return candidate
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -133,6 +172,7 @@ def pytest_configure(config: pytest.Config) -> None:
         # `pytest --profile X` from anywhere runs sixcheck's checks, never the folder it stands in
         config.args = [str(CHECKS_DIR)]
     started = datetime.now(UTC)
+    base = _baseline(config, loaded)
     json_file = config.getoption("json_file")
     html_path = None
     if not config.getoption("no_report"):
@@ -141,16 +181,56 @@ def pytest_configure(config: pytest.Config) -> None:
             report_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise pytest.UsageError(f"--report-dir {report_dir}: {exc.strerror}") from None
-        stem = _report_stem(loaded.name, started, report_dir)
+        ours = not config.getoption("htmlpath", None)
+        stem = _report_stem(loaded.name, started, report_dir, reserve=ours)
         json_file = json_file or str(report_dir / f"{stem}.json")
         if not config.getoption("htmlpath", None):
             html_path = report_dir / f"{stem}.html"
             config.option.htmlpath = str(html_path)
             config.option.self_contained_html = True
     results = Results(loaded, started, Path(json_file) if json_file else None, html_path)
+    results.fail_on = config.getoption("fail_on")
+    results.baseline, results.baseline_path, results.baseline_note = base
     config.stash[RESULTS_KEY] = results
-    config.pluginmanager.register(_RunHooks(results), "sixcheck-run")
+    report_dir = None if config.getoption("no_report") else Path(config.getoption("report_dir"))
+    keep = config.getoption("keep")
+    if keep < 0:
+        raise pytest.UsageError(f"--keep {keep}: give a number of reports, 0 to keep all")
+    prom = config.getoption("prometheus")
+    config.pluginmanager.register(
+        _RunHooks(results, report_dir, keep, Path(prom) if prom else None), "sixcheck-run"
+    )
     _add_metadata(config, results)
+
+
+def _baseline(
+    config: pytest.Config, loaded: LoadedProfile
+) -> tuple[dict[str, Any] | None, str | None, str | None]:
+    """Load `--baseline` now, so a bad file stops the run (exit 4) before anything is probed.
+
+    Returns (results document, its path, a note when there is nothing to compare with)."""
+    value = config.getoption("baseline")
+    if not value:
+        if config.getoption("fail_on") == "regressions":
+            raise pytest.UsageError(
+                "--fail-on regressions needs --baseline FILE (the run to compare with)"
+            )
+        return None, None, None
+    path = Path(value)
+    if value == "latest" and not path.exists():
+        report_dir = config.getoption("report_dir")
+        found = history.latest(Path(report_dir), loaded.name)
+        if found is None:
+            note = (
+                f"no earlier run of {loaded.name} in {report_dir}: nothing to compare with, "
+                "every failure counts"
+            )
+            return None, None, note
+        path = found
+    try:
+        return bl.load(path), str(path), None
+    except bl.BaselineError as exc:
+        raise pytest.UsageError(f"--baseline {exc}") from None
 
 
 def _add_metadata(config: pytest.Config, results: Results) -> None:
@@ -323,6 +403,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         # introspection and source listing would only bury it
         crash = getattr(report.longrepr, "reprcrash", None)
         report.longrepr = _CheckFailure(message_of(report), crash)
+    if secrets_known():
+        _redact_report(report)
     ev = item.stash.get(EVIDENCE_KEY, None)
     attach = report.when == "call" or (report.when == "setup" and not report.passed)
     if not ev or not attach:
@@ -334,6 +416,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     except ImportError:
         return
     report.extras = [*getattr(report, "extras", []), extras.html(render_evidence(ev))]  # type: ignore[attr-defined]
+
+
+def _redact_report(report: pytest.TestReport) -> None:
+    """Scrub secrets from what pytest itself shows and writes (terminal, JUnit, captured output)."""
+    if report.longrepr is not None and not isinstance(report.longrepr, tuple):
+        if isinstance(report.longrepr, _CheckFailure):
+            report.longrepr = _CheckFailure(
+                redact(report.longrepr.message), report.longrepr.reprcrash
+            )
+        else:
+            text = str(report.longrepr)
+            if redact(text) != text:
+                report.longrepr = redact(text)
+    elif isinstance(report.longrepr, tuple):
+        path, line, msg = report.longrepr
+        report.longrepr = (path, line, redact(msg))
+    report.sections = [(name, redact(content)) for name, content in report.sections]
 
 
 class _CheckFailure(TerminalRepr):
@@ -353,8 +452,13 @@ class _CheckFailure(TerminalRepr):
 class _RunHooks:
     """Hooks that need this run's Results; registered only when a profile is given."""
 
-    def __init__(self, results: Results) -> None:
+    def __init__(
+        self, results: Results, report_dir: Path | None, keep: int, prometheus_file: Path | None
+    ) -> None:
         self.results = results
+        self.report_dir = report_dir
+        self.keep = keep
+        self.prometheus_file = prometheus_file
 
     def pytest_sessionstart(self) -> None:
         self.results.t0 = time.monotonic()
@@ -368,8 +472,35 @@ class _RunHooks:
     def pytest_html_results_summary(self, prefix: list[str]) -> None:
         prefix.extend(self.results.html_summary())
 
-    def pytest_sessionfinish(self, exitstatus: int) -> None:
-        self.results.finish(int(exitstatus))
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        # runs before pytest-html's (trylast) final write, so the HTML shows the comparison
+        cmp = self.results.comparison()
+        if (
+            self.results.fail_on == "regressions"
+            and cmp is not None
+            and exitstatus == pytest.ExitCode.TESTS_FAILED
+            and not cmp.unknown_failures()
+        ):
+            session.exitstatus = pytest.ExitCode.OK  # only known failures: tolerated
+        doc = self.results.finish(int(session.exitstatus))
+        if self.prometheus_file is not None:
+            try:
+                prometheus.write(self.prometheus_file, doc)
+            except OSError as exc:
+                session.config.get_terminal_writer().line(
+                    f"sixcheck: cannot write {self.prometheus_file}: {exc}", red=True
+                )
+
+    def pytest_unconfigure(self) -> None:
+        # after every writer (pytest-html writes in its own sessionfinish), prune and index
+        if self.report_dir is None or not self.report_dir.is_dir():
+            return
+        try:
+            history.rotate(self.report_dir, self.keep)
+        except (history.HistoryError, OSError) as exc:
+            import sys
+
+            print(f"sixcheck: report folder {self.report_dir}: {exc}", file=sys.stderr)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         for line in self.results.terminal_lines():

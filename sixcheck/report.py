@@ -13,14 +13,16 @@ import socket
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from . import baseline as bl
 from .probes.base import has_raw_sockets
 from .schema import LoadedProfile
+from .secrets import redact, redact_obj
 from .vantage import Vantage, read_vantage
 
 SCHEMA = "sixcheck-results/1"
@@ -49,7 +51,7 @@ def message_of(report: Any) -> str:
         text = text.split(marker)[0]
     for prefix in ("AssertionError: ", "Failed: "):
         text = text.removeprefix(prefix)
-    return text.strip()
+    return redact(text.strip())
 
 
 class Results:
@@ -74,6 +76,11 @@ class Results:
         self.plan_seconds: float | None = None
         self.plan_size = 0
         self.exitstatus: int | None = None
+        #: the earlier run's results (`--baseline`) and how failures decide the exit status
+        self.baseline: dict[str, Any] | None = None
+        self.baseline_path: str | None = None
+        self.baseline_note: str | None = None  # why there is no comparison (e.g. first run)
+        self.fail_on = "failures"
 
     # ---- collecting
     def add(self, report: Any) -> None:
@@ -122,8 +129,18 @@ class Results:
             "Started": self.started.isoformat(timespec="seconds"),
         }
 
+    def comparison(self) -> bl.Comparison | None:
+        """This run against the baseline; recomputed on each call (pytest-html asks mid-run)."""
+        if self.baseline is None:
+            return None
+        current = {
+            "profile": {"name": self.loaded.name},
+            "checks": [redact_obj(asdict(c)) for c in self.checks.values()],
+        }
+        return bl.compare(self.baseline, current, self.baseline_path or "")
+
     def as_json(self) -> dict[str, Any]:
-        return {
+        doc = {
             "schema": SCHEMA,
             "profile": {
                 "name": self.loaded.name,
@@ -135,38 +152,70 @@ class Results:
             "vantage": asdict(self.vantage),
             "raw_sockets": self.has_raw,
             "started": self.started.isoformat(timespec="seconds"),
+            "finished": (self.started + timedelta(seconds=self.duration)).isoformat(
+                timespec="seconds"
+            ),
             "duration": round(self.duration, 3),
             "probe_plan": {"requests": self.plan_size, "seconds": self.plan_seconds},
             "exitstatus": self.exitstatus,
             "summary": self.summary(),
             "areas": self.by_area(),
             "checks": [asdict(c) for c in self.checks.values()],
+            "fail_on": self.fail_on,
         }
+        if self.loaded.profile.description:
+            doc["profile"]["description"] = self.loaded.profile.description  # type: ignore[index]
+        cmp = self.comparison()
+        if cmp is not None:
+            doc["baseline"] = cmp.as_json()
+        elif self.baseline_note:
+            doc["baseline"] = {"path": None, "note": self.baseline_note}
+        return redact_obj(json.loads(json.dumps(doc, default=str)))  # type: ignore[no-any-return]
 
-    def finish(self, exitstatus: int) -> None:
+    def finish(self, exitstatus: int) -> dict[str, Any]:
+        """Record the end of the run and write the JSON; returns the document written."""
         self.duration = time.monotonic() - self.t0
         self.exitstatus = exitstatus
+        doc = self.as_json()
         if self.json_path is not None:
-            write_atomic(self.json_path, json.dumps(self.as_json(), indent=2, default=str) + "\n")
+            write_atomic(self.json_path, json.dumps(doc, indent=2, default=str) + "\n")
+        return doc
 
     def html_summary(self) -> list[str]:
+        """The top of the HTML report: the baseline comparison (regressions first) when there is
+        one, then the outcome per area (where the run stood is in pytest-html's Environment table)."""
+        by_area = self.by_area()
+        total = self.summary()
         rows = "".join(
-            f"<tr><td>{html.escape(area)}</td><td>{c['passed']}</td><td>{c['failed'] + c['error']}</td>"
-            f"<td>{c['skipped']}</td></tr>"
-            for area, c in self.by_area().items()
+            f"<tr class='{'sx-bad' if c['failed'] + c['error'] else 'sx-good'}'>"
+            f"<td>{html.escape(area)}</td><td>{c['passed']}</td>"
+            f"<td>{c['failed'] + c['error']}</td><td>{c['skipped']}</td></tr>"
+            for area, c in by_area.items()
         )
-        head = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
-            for k, v in self.header().items()
+        rows += (
+            f"<tr><th style='text-align:left'>all</th><th>{total['passed']}</th>"
+            f"<th>{total['failed'] + total['error']}</th><th>{total['skipped']}</th></tr>"
         )
-        return [
-            f"<h2>Site</h2><table>{head}</table>",
-            "<h2>Per area</h2><table><tr><th>area</th><th>passed</th><th>failed</th>"
-            f"<th>skipped</th></tr>{rows}</table>",
+        out = []
+        cmp = self.comparison()
+        if cmp is not None:
+            out.append(bl.html_section(cmp, self.fail_on))
+        elif self.baseline_note:
+            out.append(f"<p>Baseline: {html.escape(self.baseline_note)}</p>")
+        out += [
+            "<style>.sx-bad td{background:#fdd}</style>"
+            "<h2 id='sixcheck-areas'>Per area</h2><table class='sixcheck-areas'><tr><th>area</th>"
+            f"<th>passed</th><th>failed</th><th>skipped</th></tr>{rows}</table>",
         ]
+        return [redact(x) for x in out]
 
     def terminal_lines(self) -> list[str]:
         out = []
+        cmp = self.comparison()
+        if cmp is not None:
+            out += bl.terminal_lines(cmp, self.fail_on)
+        elif self.baseline_note:
+            out.append(f"sixcheck baseline: {self.baseline_note}")
         if self.html_path is not None:
             out.append(f"sixcheck: HTML report {self.html_path}")
         if self.json_path is not None:
@@ -182,6 +231,7 @@ def render_evidence(evidence: list[dict[str, Any]], as_text: bool = False) -> st
         width=100,
         allow_unicode=True,
     )
+    text = redact(text)
     if as_text:
         return text
     return f"<div class='sixcheck-evidence'><b>Evidence</b><pre>{html.escape(text)}</pre></div>"
@@ -194,6 +244,10 @@ def write_atomic(path: Path, text: str) -> None:
         dir=path.parent, prefix=f".{path.name}.", suffix=f".{socket.gethostname()}"
     )
     try:
+        # mkstemp creates 0600; a report is read by a web server or node_exporter: honour umask
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)

@@ -1,0 +1,234 @@
+"""The report folder of scheduled audits: keep the last N reports per profile, and an index page.
+
+A run writes `PROFILE-YYYYMMDDTHHMMSSZ[-n].{json,html}` into the report folder. After each run the
+folder is pruned to the newest `keep` runs of each profile (only files sixcheck wrote: a stem with
+a sixcheck JSON results file, or an HTML file of that name left by a run that died) and
+`index.html` lists what remains with its outcome counts. Two runs at once (a slow audit overlapping
+the next cron slot) take turns under a lock file, so neither prunes the other's half-written pair
+nor writes a half index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import html
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .baseline import SCHEMA_PREFIX
+from .report import write_atomic
+
+INDEX = "index.html"
+LOCK = ".sixcheck.lock"
+STEM = re.compile(r"^(?P<profile>.+)-(?P<ts>\d{8}T\d{6}Z)(?:-(?P<n>\d+))?$")
+#: An HTML report without its JSON is a run in progress (pytest-html rewrites it after every
+#: check) or one that died; it is removed only when older than this.
+ORPHAN_AGE = 2 * 3600.0
+
+
+class HistoryError(Exception):
+    """The report folder cannot be managed (lock timeout, not a folder)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One finished run in the folder."""
+
+    stem: str
+    profile: str
+    started: str
+    json_path: Path
+    html_path: Path | None
+    summary: dict[str, int]
+    exitstatus: int | None
+    regressions: int | None
+    description: str
+
+    def sort_key(self) -> tuple[str, int]:
+        m = STEM.match(self.stem)
+        return (m.group("ts"), int(m.group("n") or 1)) if m else (self.started, 0)
+
+
+@contextlib.contextmanager
+def locked(report_dir: Path, timeout: float = 60.0) -> Iterator[None]:
+    """Hold the folder's lock file (flock; released if the process dies)."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(report_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise HistoryError(
+                        f"{report_dir}: another sixcheck run holds {LOCK} for more than "
+                        f"{timeout:.0f}s"
+                    ) from None
+                time.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not str(data.get("schema", "")).startswith(SCHEMA_PREFIX):
+        return None
+    return data
+
+
+def scan(report_dir: Path) -> list[Entry]:
+    """Every finished run in the folder, oldest first."""
+    entries = []
+    for path in report_dir.glob("*.json"):
+        if not STEM.match(path.stem):
+            continue
+        data = _read(path)
+        if data is None:
+            continue
+        prof = data.get("profile") or {}
+        html_path = path.with_suffix(".html")
+        baseline = data.get("baseline") or {}
+        counts = baseline.get("counts") if isinstance(baseline, dict) else None
+        entries.append(
+            Entry(
+                stem=path.stem,
+                profile=str(prof.get("name") or STEM.match(path.stem).group("profile")),  # type: ignore[union-attr]
+                started=str(data.get("started", "")),
+                json_path=path,
+                html_path=html_path if html_path.exists() else None,
+                summary={k: int(v) for k, v in (data.get("summary") or {}).items()},
+                exitstatus=data.get("exitstatus"),
+                regressions=(
+                    int(counts.get("regression", 0)) + int(counts.get("new-failure", 0))
+                    if isinstance(counts, dict)
+                    else None
+                ),
+                description=str(prof.get("description", "")),
+            )
+        )
+    entries.sort(key=Entry.sort_key)
+    return entries
+
+
+def prune(report_dir: Path, keep: int, now: float | None = None) -> list[Path]:
+    """Delete all but the newest `keep` runs of each profile (keep=0: delete nothing).
+
+    Only sixcheck's own files are touched: JSON results of the stem pattern and their HTML, and
+    HTML reports of the stem pattern without JSON that are older than ORPHAN_AGE.
+    """
+    if keep <= 0:
+        return []
+    removed: list[Path] = []
+    by_profile: dict[str, list[Entry]] = {}
+    entries = scan(report_dir)
+    for e in entries:
+        by_profile.setdefault(e.profile, []).append(e)
+    for runs in by_profile.values():
+        for e in runs[: max(0, len(runs) - keep)]:
+            for p in (e.html_path, e.json_path):  # JSON last: it marks the run as finished
+                if p is not None:
+                    p.unlink(missing_ok=True)
+                    removed.append(p)
+    stems = {e.stem for e in entries}
+    now = time.time() if now is None else now
+    for path in report_dir.glob("*.html"):
+        if path.name == INDEX or path.stem in stems or not STEM.match(path.stem):
+            continue
+        try:
+            if now - path.stat().st_mtime > ORPHAN_AGE:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+def _fmt_started(text: str) -> str:
+    try:
+        return datetime.fromisoformat(text).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except ValueError:
+        return text
+
+
+def render_index(report_dir: Path, entries: list[Entry], keep: int | None = None) -> str:
+    """The index page: per profile, newest first, outcome counts and links to both files."""
+    e = html.escape
+    by_profile: dict[str, list[Entry]] = {}
+    for entry in entries:
+        by_profile.setdefault(entry.profile, []).append(entry)
+    sections = []
+    for profile in sorted(by_profile):
+        runs = list(reversed(by_profile[profile]))
+        rows = []
+        for r in runs:
+            s = r.summary
+            failed = s.get("failed", 0) + s.get("error", 0)
+            status = "FAILED" if failed else "ok"
+            link = (
+                f"<a href='{e(r.html_path.name)}'>report</a>" if r.html_path else "(no HTML)"
+            )
+            reg = "" if r.regressions is None else str(r.regressions)
+            rows.append(
+                f"<tr class='{'bad' if failed else 'good'}'><td>{e(_fmt_started(r.started))}</td>"
+                f"<td>{status}</td><td>{s.get('passed', 0)}</td><td>{failed}</td>"
+                f"<td>{s.get('skipped', 0)}</td><td>{reg}</td><td>{e(str(r.exitstatus))}</td>"
+                f"<td>{link} · <a href='{e(r.json_path.name)}'>JSON</a></td></tr>"
+            )
+        desc = runs[0].description.strip().splitlines()[0] if runs[0].description.strip() else ""
+        sections.append(
+            f"<h2>{e(profile)}</h2><p>{e(desc)}</p>"
+            "<table><tr><th>started</th><th>result</th><th>passed</th><th>failed</th>"
+            "<th>skipped</th><th>regressions</th><th>exit</th><th>files</th></tr>"
+            + "".join(rows)
+            + "</table>"
+        )
+    kept = f" The newest {keep} runs of each profile are kept." if keep else ""
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    body = "".join(sections) or "<p>No reports yet.</p>"
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>sixcheck reports: {e(report_dir.name)}</title><style>"
+        "body{font-family:sans-serif;margin:1em 2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}"
+        "tr.bad td{background:#fdd}tr.good td{background:#efe}</style></head><body>"
+        f"<h1>sixcheck reports</h1><p id='sixcheck-index'>{len(entries)} runs, newest first."
+        f"{kept} Updated {generated}.</p>{body}</body></html>\n"
+    )
+
+
+def write_index(report_dir: Path, keep: int | None = None) -> Path:
+    path = report_dir / INDEX
+    write_atomic(path, render_index(report_dir, scan(report_dir), keep))
+    return path
+
+
+def rotate(report_dir: Path, keep: int) -> tuple[list[Path], Path]:
+    """Prune and rewrite the index, under the folder's lock."""
+    if not report_dir.is_dir():
+        raise HistoryError(f"{report_dir}: not a folder")
+    with locked(report_dir):
+        removed = prune(report_dir, keep)
+        return removed, write_index(report_dir, keep)
+
+
+def latest(report_dir: Path, profile: str, exclude: tuple[Path, ...] = ()) -> Path | None:
+    """The newest finished run's JSON of `profile` in the folder (the default baseline of a
+    scheduled audit), or None."""
+    if not report_dir.is_dir():
+        return None
+    runs = [e for e in scan(report_dir) if e.profile == profile and e.json_path not in exclude]
+    return runs[-1].json_path if runs else None
