@@ -543,6 +543,10 @@ table inet sixlab {{
                 f"addr add {t.TUN_NEAR6}/64 dev {t.TUN_IF} nodad",
                 f"link set {t.TUN_IF} mtu {cfg.gw_tunnel_mtu} up",
                 f"route add {t.FAR_PREFIX6} via {t.TUN_FAR6} dev {t.TUN_IF}",
+                f"route add ::/0 dev {t.TUN_IF} table {t.TUN_TABLE}",
+                f"-6 rule add from {t.TUN_PREFIX6} lookup {t.TUN_TABLE} "
+                f"priority {t.TUN_RULE_PRIORITY}",
+                f"route add local {t.ANYIP6_PREFIX} dev lo",
             ],
         )
 

@@ -115,6 +115,12 @@ TUN_NEAR6 = "2001:db8:0:7::2"  # gw's end
 TUN_UDP_PORT = 5072
 TUN_MTU = 1280
 TUN_PATH_MAX_INNER = 1280  # what the underlay carries; larger inner packets vanish
+#: Source routing on the gateway: what is sent from the tunnel's prefix leaves by the tunnel
+#: (seed 002's `ip -6 rule from PREFIX lookup TABLE`), and an AnyIP prefix bound to gw's lo
+#: (seed 003: `ip -6 route add local PREFIX dev lo`; inside the delegated /48, so reachable).
+TUN_TABLE = 7
+TUN_RULE_PRIORITY = 1000
+ANYIP6_PREFIX = "2001:db8:1:ff::/64"
 
 # The VPN (wireguard-go): server on inet, client on the vpn node.
 WG_IF = "wg0"

@@ -1,5 +1,7 @@
 """Neighbor Discovery on the wire (scapy): solicit and collect Router Advertisements, ask the
-routers for Neighbor Advertisements, and a minimal ICMPv6 echo through the kernel.
+routers for Neighbor Advertisements, then reach them by an ICMPv6 echo through the kernel (so the
+kernel's own neighbour cache must resolve them too). A ping as a probe of its own, for any area, is
+`sixcheck.probes.icmp.Echo`.
 
 Why on the wire: what a host *made* of the RAs (addresses, routes) can look right while the RAs
 themselves are wrong (a rogue router, a missing RDNSS the host ignores). Every interface is probed
@@ -523,38 +525,3 @@ def echo6(dst: str, ifindex: int, timeout: float) -> tuple[bool, str | None]:
         return False, f"{exc.strerror or exc}"
     finally:
         s.close()
-
-
-@dataclass(frozen=True, kw_only=True)
-class EchoObservation(Observation):
-    family: str = "ipv6"
-    destination: str
-    source: str | None = None
-    interface: str | None = None
-    answered: bool = False
-    rtt_ms: float | None = None
-
-
-@dataclass(frozen=True)
-class Echo6(ProbeRequest[EchoObservation]):
-    """One ICMPv6 echo to `destination` from this node, routed by the kernel."""
-
-    destination: str
-    needs_raw = True
-
-    async def run_one(self, ctx: ProbeContext) -> EchoObservation:
-        def work() -> EchoObservation:
-            with Netlink() as nl:
-                route = nl.route_get(self.destination)
-            start = time.monotonic()
-            ok, err = echo6(self.destination, 0, ctx.probe_timeout)
-            return EchoObservation(
-                destination=self.destination,
-                source=route.source,
-                interface=route.dev,
-                answered=ok,
-                rtt_ms=round((time.monotonic() - start) * 1000, 2) if ok else None,
-                error=None if ok else err,
-            )
-
-        return await asyncio.wait_for(asyncio.to_thread(work), timeout=ctx.probe_timeout + 1)
