@@ -6,4 +6,8 @@ import sys
 
 from sixcheck.lab.cli import main
 
-sys.exit(main())
+try:
+    sys.exit(main())
+except BrokenPipeError:  # `... faults | head`: the reader left, nothing to report
+    sys.stderr.close()
+    sys.exit(1)

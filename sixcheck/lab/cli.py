@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -63,8 +62,8 @@ def _parser() -> argparse.ArgumentParser:
 def _cmd_faults() -> int:
     width = max(len(n) for n in faults.FAULTS)
     for name, cls in faults.FAULTS.items():
-        kind = "variant" if cls.variant else cls.area
-        print(f"{name:<{width}}  [{kind}]  {cls.summary()}")
+        kind = "[variant]" if cls.variant else f"[{cls.area}]"
+        print(f"{name:<{width}}  {kind:<10}  {cls.summary()}")
     return 0
 
 
@@ -84,29 +83,49 @@ def _cmd_status(lab: Lab) -> int:
 
 
 def _cmd_demo(lab: Lab) -> int:
+    """The first minute: build the site, run the gateway profile inside gw, say where the HTML
+    report is, tear down. The report goes to the repository's ``reports/`` (git-ignored), where
+    a new user looks first."""
     profile = REPO / "profiles" / "lab-gw.yaml"
-    report_dir = Path(tempfile.mkdtemp(prefix="sixcheck-demo-"))
-    print(f"building the lab {lab.instance} ...", flush=True)
+    report_dir = REPO / "reports"
+    report_dir.mkdir(exist_ok=True)
+    before = set(report_dir.glob("*.html"))
+    print(f"building the lab site (instance {lab.instance}) ...", flush=True)
     with lab:
         secs = lab.up()
         print(
-            f"lab up in {secs:.1f}s; running the gateway profile inside {lab.ns('gw')} ...",
-            flush=True,
+            f"lab up in {secs:.1f}s; running {profile.name} inside {lab.ns('gw')} ...", flush=True
         )
-        args = ["--profile", str(profile), "--report-dir", str(report_dir)]
+        args = [
+            "-p",
+            "no:cacheprovider",
+            "--profile",
+            str(profile),
+            "--report-dir",
+            str(report_dir),
+        ]
         proc = netns.run_pytest_in(lab.ns("gw"), args, cwd=REPO)
         sys.stdout.write(proc.stdout)
         sys.stderr.write(proc.stderr)
         print("tearing the lab down ...", flush=True)
-    html = sorted(report_dir.glob("**/*.html"))
+    html = (
+        _reported_html(proc.stdout)
+        or sorted(set(report_dir.glob("*.html")) - before, key=lambda p: p.stat().st_mtime)[-1:]
+    )
     if html:
-        print(f"HTML report: {html[0]}")
+        print(f"\nHTML report: {html[0]}")
     else:
-        print(
-            f"no HTML report was written (report dir {report_dir}); pytest exit {proc.returncode}"
-        )
-    print(f"pytest exit code: {proc.returncode}")
+        print(f"\nno HTML report was written in {report_dir}")
+    print(f"pytest exit code: {proc.returncode} (0: every check passed)")
     return proc.returncode
+
+
+def _reported_html(stdout: str) -> list[Path]:
+    """The report path the plugin prints (``sixcheck: HTML report PATH``), if it did."""
+    for line in stdout.splitlines():
+        if line.startswith("sixcheck: HTML report "):
+            return [Path(line.removeprefix("sixcheck: HTML report ").strip())]
+    return []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -135,6 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not cmd:
                 print("exec: no command given (exec NODE -- CMD ...)", file=sys.stderr)
                 return 2
+            if not netns.exists(lab.ns(args.node)):
+                print(f"exec: {lab.ns(args.node)} does not exist (is the lab up?)", file=sys.stderr)
+                return 1
             return lab.exec(args.node, cmd, capture=False, timeout=None).returncode
         if args.command == "demo":
             return _cmd_demo(lab)

@@ -102,7 +102,7 @@ class Lab:
 
     def down(self) -> None:
         """Remove every namespace, process, /etc/netns entry and state file of this instance."""
-        with self._lock():
+        with self._lock(remove=True):
             self._down_locked()
 
     def status(self) -> dict[str, Any]:
@@ -137,16 +137,34 @@ class Lab:
         return [self.ns(n) for n in t.NODES]
 
     @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
-        """Serialise up/down of one instance (two terminals, or a test and a developer)."""
+    def _lock(self, *, remove: bool = False) -> Iterator[None]:
+        """Serialise up/down of one instance (two terminals, or a test and a developer).
+
+        ``remove`` unlinks the lock file before releasing it (``down`` leaves no file behind);
+        a waiter that then wins the lock on the unlinked file notices (the path no longer names
+        its inode) and retries on a fresh file.
+        """
         root = Path(t.STATE_ROOT)
         root.mkdir(parents=True, exist_ok=True)
-        with open(root / f"{self.instance}.lock", "w") as fh:
+        path = root / f"{self.instance}.lock"
+        while True:
+            fh = open(path, "a")  # noqa: SIM115 - closed below, after the lock is released
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+                same = os.fstat(fh.fileno()).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            fh.close()
+        try:
+            yield
+        finally:
+            if remove:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
 
     def _save_state(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
