@@ -8,6 +8,7 @@ family: into a VPN interface (or refused locally: fail closed) passes, anything 
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,12 +73,20 @@ def judge(d: RouteDecision, label: str, area: VpnArea, links: list[LinkInfo]) ->
     fix = (
         f"carry {fam} to it through the VPN (a route/AllowedIPs for it on "
         f"{area.interfaces[0]}) or fail closed (ip{' -6' if d.family == 6 else ''} route add "
-        f"blackhole ...)"
+        f"blackhole {_blackhole_dst(label, d)})"
     )
     if d.interface in area.public:
         return f"{what} leaves by {d.interface} around {vpn} ({d.how()}): {fix}"
     where = f"leaves by {d.interface}" if d.interface else f"is {d.kind}"
     return f"{what} {where}, which is neither {vpn} nor refused ({d.how()}): {fix}"
+
+
+def _blackhole_dst(label: str, d: RouteDecision) -> str:
+    """The prefix to blackhole in the suggested fix: the protected prefix, else the address."""
+    try:
+        return str(ipaddress.ip_network(label))
+    except ValueError:
+        return f"{d.dst}/{128 if d.family == 6 else 32}"
 
 
 # ---------------------------------------------------------------------------------------------
