@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shlex
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,9 +66,10 @@ def launch(
     )
 
 
-def wait_until(what: str, predicate: object, timeout: float, interval: float = 0.05) -> None:
+def wait_until(
+    what: str, predicate: Callable[[], bool], timeout: float, interval: float = 0.05
+) -> None:
     """Poll ``predicate()`` until true or raise DaemonError naming ``what`` after ``timeout``."""
-    assert callable(predicate)
     deadline = time.monotonic() + timeout
     while True:
         if predicate():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import ipaddress
 import json
 import os
@@ -28,7 +29,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sixcheck.lab import daemons, faults, netns
+from sixcheck.lab import daemons, netns
+from sixcheck.lab import faults as catalogue
 from sixcheck.lab import topology as t
 from sixcheck.lab.daemons import Started
 
@@ -81,12 +83,12 @@ class Lab:
         site is torn down and LabError raised, so a failed ``up`` leaves nothing behind.
         """
         for name in faults:
-            faults_mod_get(name)
+            catalogue.get(name)  # unknown names fail before anything is torn down
         t0 = time.monotonic()
         with self._lock():
             self._down_locked()
             self.faults = tuple(faults)
-            self.config = _apply(self.faults)
+            self.config = catalogue.apply_all(self.faults)
             self.started = []
             try:
                 self._build()
@@ -278,7 +280,7 @@ class Lab:
             netns.run(self.ns(node), cmd, check=True)
 
     def _fault_after(self) -> list[tuple[str, str]]:
-        return [step for name in self.faults for step in faults_mod_get(name).after]
+        return [step for name in self.faults for step in catalogue.get(name).after]
 
     def _links(self, nodes: Sequence[str]) -> None:
         """veth pairs created directly inside the namespaces: nothing is ever created in (or
@@ -703,13 +705,13 @@ table inet sixlab {{
             for node in ("lan", "vpn"):
                 w(
                     f"{node}'s SLAAC address in {cfg.lan_prefix}",
-                    lambda n=node: self._has_addr_in(n, t.LAN_IF, cfg.lan_prefix),
+                    functools.partial(self._has_addr_in, node, t.LAN_IF, cfg.lan_prefix),
                     timeout,
                 )
                 if node == "vpn" or cfg.lan_accept_ra_defrtr:
                     w(
                         f"{node}'s default route via the gateway",
-                        lambda n=node: self._has_default6(n, t.GW_LAN_LL),
+                        functools.partial(self._has_default6, node, t.GW_LAN_LL),
                         timeout,
                     )
         if cfg.rogue_router:
@@ -726,15 +728,6 @@ table inet sixlab {{
 
 
 # ------------------------------------------------------------------------------- helpers
-
-
-def faults_mod_get(name: str) -> type[faults.Fault]:
-    """The fault class called ``name`` (KeyError names the known faults)."""
-    return faults.get(name)
-
-
-def _apply(names: Sequence[str]) -> t.SiteConfig:
-    return faults.apply_all(tuple(names))
 
 
 def _records(cfg: t.SiteConfig, *, internal: bool) -> dict[str, dict[str, str]]:
