@@ -128,7 +128,7 @@ class NtpQuery(ProbeRequest[NtpAnswer]):
         base["address"] = addresses[0]
         base["addresses"] = tuple(addresses)
         remaining = max(0.01, timeout - (time.monotonic() - start))
-        return await exchange(base, remaining, owners)
+        return await exchange(base, remaining, owners, stated=timeout)
 
     async def _resolve(self, timeout: float) -> list[str]:
         """The server's IPv6 addresses: itself if an address, else its AAAA records, asked of
@@ -190,9 +190,14 @@ def _to_unix(ntp_fixed: int) -> float:
 
 
 async def exchange(
-    base: dict[str, Any], timeout: float, owners: dict[str, str] | None
+    base: dict[str, Any],
+    timeout: float,
+    owners: dict[str, str] | None,
+    stated: float | None = None,
 ) -> NtpAnswer:
-    """Send one request to base['address'] and wait for the reply whose origin timestamp is ours."""
+    """Send one request to base['address'] and wait for the reply whose origin timestamp is ours.
+
+    `timeout` is what is left of the deadline; `stated` is the deadline messages quote."""
     from scapy.layers.ntp import NTPHeader
 
     address, port = base["address"], base["port"]
@@ -249,7 +254,9 @@ async def exchange(
                 continue  # not the answer to this request (a late or spoofed datagram)
             break
     except TimeoutError:
-        return fail("timeout", f"did not answer over UDP/IPv6 within {timeout:g} s (timeout)")
+        return fail(
+            "timeout", f"did not answer over UDP/IPv6 within {stated or timeout:g} s (timeout)"
+        )
     except OSError as exc:
         why = icmp_why.get(exc.errno or 0)
         if why is None:
