@@ -83,16 +83,22 @@ def test_decode_every_option() -> None:
     )
     assert ra is not None
     assert (ra.router, ra.mac, ra.ip_hop_limit) == (ROUTER_LL, ROUTER_MAC, 255)
-    assert ra.managed and ra.other and ra.preference == "low"
-    assert ra.router_lifetime == 1800 and ra.cur_hop_limit == 64
+    assert ra.managed
+    assert ra.other
+    assert ra.preference == "low"
+    assert ra.router_lifetime == 1800
+    assert ra.cur_hop_limit == 64
     assert ra.prefixes[0].prefix == "2001:db8:1:1::/64"
     assert (ra.prefixes[0].on_link, ra.prefixes[0].autonomous) == (True, True)
     assert (ra.prefixes[0].valid_lifetime, ra.prefixes[0].preferred_lifetime) == (86400, 14400)
     assert ra.rdnss_servers() == ["2001:db8:53::53", "2001:db8:53::54"]
     assert ra.dnssl_domains() == ["example.net"]
     assert ra.mtu == 1280
-    assert ra.routes[0].prefix == "2001:db8:77::/48" and ra.routes[0].preference == "high"
-    assert ra.source_lladdr == ROUTER_MAC and ra.link_local and ra.at == 0.5
+    assert ra.routes[0].prefix == "2001:db8:77::/48"
+    assert ra.routes[0].preference == "high"
+    assert ra.source_lladdr == ROUTER_MAC
+    assert ra.link_local
+    assert ra.at == 0.5
 
 
 def test_decode_ignores_other_packets() -> None:
@@ -105,7 +111,9 @@ def test_merge_counts_repeats_per_router() -> None:
     a = decode_ra(_ra(), at=0.1)
     b = decode_ra(_ra(), at=3.0)
     c = decode_ra(_ra(src="fe80::66", mac="02:00:00:00:01:66"), at=1.0)
-    assert a and b and c
+    assert a
+    assert b
+    assert c
     merged = merge_adverts([a, b, c])
     assert [m.count for m in merged] == [2, 1]
 
@@ -120,7 +128,8 @@ def test_evidence_is_json_ready() -> None:
     obs = RaObservation(interface="eth0", source="fe80::1", rs_sent=1, adverts=(ra,))
     ev = obs.evidence()
     assert ev["adverts"][0]["prefixes"][0]["prefix"] == "2001:db8:1:1::/64"
-    assert ev["family"] == "ipv6" and ev["source"] == "fe80::1"
+    assert ev["family"] == "ipv6"
+    assert ev["source"] == "fe80::1"
 
 
 # ------------------------------------------------------------------------------- schema
@@ -232,13 +241,15 @@ def test_no_ra_message() -> None:
 def test_router_lifetime_zero_fails_only_when_a_default_router_is_required() -> None:
     obs = _obs(decode_ra(_ra(lifetime=0)))
     msg = _run(nd_checks.test_ra_received, _cfg(), obs)
-    assert msg is not None and "router lifetime 0" in msg
+    assert msg is not None
+    assert "router lifetime 0" in msg
     assert _run(nd_checks.test_ra_received, _cfg(default_router=False), obs) is None
 
 
 def test_forwarded_ra_fails() -> None:
     msg = _run(nd_checks.test_ra_received, _cfg(), _obs(decode_ra(_ra(hlim=254))))
-    assert msg is not None and "hop limit 254" in msg
+    assert msg is not None
+    assert "hop limit 254" in msg
 
 
 def test_prefix_checks() -> None:
@@ -247,14 +258,17 @@ def test_prefix_checks() -> None:
     assert _run(nd_checks.test_ra_prefixes, _cfg(**want), ok) is None
     wrong = _obs(decode_ra(_ra(prefixes=[("2001:db8:2:1::", 1, 1, 86400, 14400)])))
     msg = _run(nd_checks.test_ra_prefixes, _cfg(**want), wrong)
-    assert msg and msg.startswith("2001:db8:1:1::/64 is not advertised on eth0")
+    assert msg
+    assert msg.startswith("2001:db8:1:1::/64 is not advertised on eth0")
     assert "advertises 2001:db8:2:1::/64" in msg
     flags = _obs(decode_ra(_ra(prefixes=[("2001:db8:1:1::", 1, 0, 86400, 14400)])))
     msg = _run(nd_checks.test_ra_prefixes, _cfg(**want), flags)
-    assert msg and "L=1 A=0, expected L=1 A=1" in msg
+    assert msg
+    assert "L=1 A=0, expected L=1 A=1" in msg
     insane = _obs(decode_ra(_ra(prefixes=[("2001:db8:1:1::", 1, 1, 100, 200)])))
     msg = _run(nd_checks.test_ra_prefixes, _cfg(**want), insane)
-    assert msg and "preferred lifetime 200 s > valid lifetime 100 s" in msg
+    assert msg
+    assert "preferred lifetime 200 s > valid lifetime 100 s" in msg
     extra = _obs(
         decode_ra(
             _ra(
@@ -266,19 +280,23 @@ def test_prefix_checks() -> None:
         )
     )
     msg = _run(nd_checks.test_ra_prefixes, _cfg(**want), extra)
-    assert msg and "also advertises 2001:db8:9::/64" in msg
+    assert msg
+    assert "also advertises 2001:db8:9::/64" in msg
     assert _run(nd_checks.test_ra_prefixes, _cfg(only_listed_prefixes=False, **want), extra) is None
 
 
 def test_rdnss_dnssl_mtu_flags() -> None:
     cfg = _cfg(rdnss=["2001:db8:53::53"], mtu=1500, managed=False, other=True)
     msg = _run(nd_checks.test_ra_dns, cfg, _obs(decode_ra(_ra())))
-    assert msg and msg.startswith("no RDNSS in the RA from fe80::ff:fe00:101 (02:00:00:00:01:01)")
+    assert msg
+    assert msg.startswith("no RDNSS in the RA from fe80::ff:fe00:101 (02:00:00:00:01:01)")
     good = _obs(decode_ra(_ra(rdnss=["2001:db8:53::53"], mtu=1500, O=1)))
     assert _run(nd_checks.test_ra_dns, cfg, good) is None
     assert _run(nd_checks.test_ra_mtu, cfg, good) is None
     assert _run(nd_checks.test_ra_flags, cfg, good) is None
     msg = _run(nd_checks.test_ra_mtu, cfg, _obs(decode_ra(_ra(mtu=1280))))
-    assert msg and "carries MTU 1280, expected 1500" in msg
+    assert msg
+    assert "carries MTU 1280, expected 1500" in msg
     msg = _run(nd_checks.test_ra_flags, cfg, _obs(decode_ra(_ra(M=1, O=1))))
-    assert msg and "has M=1, expected M=0" in msg
+    assert msg
+    assert "has M=1, expected M=0" in msg

@@ -106,17 +106,20 @@ def test_addresses_judgement() -> None:
 
     assert judge(slaac, ll) is None
     msg = judge(ll)
-    assert msg and msg.startswith(
-        "no address in 2001:db8:1:1::/64 formed by slaac (stable) on eth0"
-    )
+    assert msg
+    assert msg.startswith("no address in 2001:db8:1:1::/64 formed by slaac (stable) on eth0")
     msg = judge(_addr("2001:db8:1:1::5", 64, "permanent"))
-    assert msg and "formed by slaac" in msg  # a static address is not SLAAC
+    assert msg
+    assert "formed by slaac" in msg
     msg = judge(_addr("2001:db8:1:1::ff:fe00:110", 64, "dadfailed", "tentative"))
-    assert msg and "is a duplicate (dadfailed)" in msg
+    assert msg
+    assert "is a duplicate (dadfailed)" in msg
     msg = judge(_addr("2001:db8:1:1::ff:fe00:110", 64, preferred=0))
-    assert msg and "is deprecated" in msg
+    assert msg
+    assert "is deprecated" in msg
     msg = judge(slaac, _addr("2001:db8:bad::ff:fe00:110", 64, "mngtmpaddr"))
-    assert msg and msg.startswith("unexpected address 2001:db8:bad::ff:fe00:110/64")
+    assert msg
+    assert msg.startswith("unexpected address 2001:db8:bad::ff:fe00:110/64")
     assert "rogue router" in msg
 
 
@@ -156,22 +159,23 @@ def test_default_route_role_awareness_message() -> None:
         wan,
         _default_answers(wan, [], forwarding=0, accept_ra=1, accept_ra_defrtr=0),
     )
-    assert msg and msg.startswith("accept_ra_defrtr=0 on wan0")
+    assert msg
+    assert msg.startswith("accept_ra_defrtr=0 on wan0")
     msg = _judge(
         rc.test_default_route,
         wan,
         _default_answers(wan, [], forwarding=1, accept_ra=2, accept_ra_defrtr=1),
     )
-    assert msg and msg.startswith(
-        "no default route via a link-local router on wan0 learnt from RAs"
-    )
+    assert msg
+    assert msg.startswith("no default route via a link-local router on wan0 learnt from RAs")
     good = _route("fe80::1", "wan0")
     assert _judge(rc.test_default_route, wan, _default_answers(wan, [good])) is None
     static = _route("fe80::1", "wan0", proto="static")
     assert _judge(rc.test_default_route, wan, _default_answers(wan, [static])) is not None
     rogue = _route("2001:db8::1", "wan0")
     msg = _judge(rc.test_default_route, wan, _default_answers(wan, [good, rogue]))
-    assert msg and msg.startswith("unexpected default route default via 2001:db8::1 dev wan0")
+    assert msg
+    assert msg.startswith("unexpected default route default via 2001:db8::1 dev wan0")
     assert (
         _judge(rc.test_default_route, tun, _default_answers(tun, [_route(None, "tun6", "boot")]))
         is None
@@ -182,4 +186,5 @@ def test_random_anyip_address_stays_inside() -> None:
     net = ipaddress.IPv6Network("2001:db8:1:ff::/64")
     for _ in range(50):
         a = ipaddress.IPv6Address(rc._random_address(net))
-        assert a in net and a != net.network_address
+        assert a in net
+        assert a != net.network_address
