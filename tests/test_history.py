@@ -1,0 +1,221 @@
+"""Report rotation and the index page; the scheduled-audit examples driven as cron/systemd run them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, needs_root, run_sixcheck
+from sixcheck import history
+from sixcheck.__main__ import main
+
+LO_PROFILE = (
+    "description: loopback only\nnode: {role: host}\ninterfaces: {lo: {role: other}}\n"
+    "sysctl:\n  interfaces: {lo: {disable_ipv6: 0}}\n"
+)
+
+
+def _fake_run(folder: Path, profile: str, ts: str, failed: int = 0, html: bool = True) -> str:
+    stem = f"{profile}-{ts}"
+    doc = {
+        "schema": "sixcheck-results/1",
+        "profile": {"name": profile},
+        "started": f"{ts[:4]}-{ts[4:6]}-{ts[6:8]}T{ts[9:11]}:{ts[11:13]}:{ts[13:15]}+00:00",
+        "summary": {"passed": 3, "failed": failed, "skipped": 1, "error": 0},
+        "exitstatus": 1 if failed else 0,
+    }
+    (folder / f"{stem}.json").write_text(json.dumps(doc))
+    if html:
+        (folder / f"{stem}.html").write_text("<html></html>")
+    return stem
+
+
+def test_prune_keeps_newest_per_profile_and_only_our_files(tmp_path: Path) -> None:
+    for i in range(5):
+        _fake_run(tmp_path, "gw", f"2025010{i + 1}T000000Z", failed=i % 2)
+    _fake_run(tmp_path, "out", "20250101T000000Z")
+    _fake_run(tmp_path, "gw", "20250105T000000Z-2")  # same second, second run: newest
+    (tmp_path / "notes.json").write_text("{}")  # not ours
+    (tmp_path / "gw-20250101T000000Z.txt").write_text("")  # not ours
+    (tmp_path / "other-20250101T000000Z.json").write_text('{"schema": "else"}')  # not ours
+    removed, index = history.rotate(tmp_path, keep=2)
+    assert sorted(p.name for p in removed) == sorted(
+        f"gw-2025010{i}T000000Z.{ext}" for i in (1, 2, 3, 4) for ext in ("json", "html")
+    )
+    left = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("."))
+    assert left == sorted(
+        [
+            "gw-20250105T000000Z.html",
+            "gw-20250105T000000Z.json",
+            "gw-20250105T000000Z-2.html",
+            "gw-20250105T000000Z-2.json",
+            "out-20250101T000000Z.html",
+            "out-20250101T000000Z.json",
+            "notes.json",
+            "gw-20250101T000000Z.txt",
+            "other-20250101T000000Z.json",
+            "index.html",
+        ]
+    )
+    page = index.read_text()
+    assert page.index("gw-20250105T000000Z-2.html") < page.index("gw-20250105T000000Z.html")
+    assert "out-20250101T000000Z.json" in page
+    assert "gw-20250101" not in page
+    assert "3 runs, newest first" in page
+
+
+def test_orphan_html_removed_only_when_old(tmp_path: Path) -> None:
+    fresh = tmp_path / "gw-20250101T000000Z.html"  # a run in progress
+    old = tmp_path / "gw-20240101T000000Z.html"  # a run that died
+    fresh.write_text("")
+    old.write_text("")
+    os.utime(old, (time.time() - 3 * 3600,) * 2)
+    history.rotate(tmp_path, keep=1)
+    assert fresh.exists()
+    assert not old.exists()
+
+
+def test_keep_zero_deletes_nothing(tmp_path: Path) -> None:
+    for i in range(3):
+        _fake_run(tmp_path, "gw", f"2025010{i + 1}T000000Z")
+    assert main(["index", str(tmp_path), "--keep", "0"]) == 0
+    assert len(list(tmp_path.glob("*.json"))) == 3
+
+
+def test_lock_serialises_two_writers(tmp_path: Path) -> None:
+    with history.locked(tmp_path):
+        with (
+            pytest.raises(history.HistoryError, match="another sixcheck run holds"),
+            history.locked(tmp_path, timeout=0.3),
+        ):
+            pass
+        done = threading.Event()
+
+        def other() -> None:
+            with history.locked(tmp_path, timeout=10):
+                done.set()
+
+        t = threading.Thread(target=other)
+        t.start()
+        time.sleep(0.3)
+        assert not done.is_set()  # waits for us
+    t.join(5)
+    assert done.is_set()
+
+
+def test_two_runs_at_once_both_kept_and_indexed(tmp_path: Path) -> None:
+    prof = tmp_path / "lo.yaml"
+    prof.write_text(LO_PROFILE)
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    for i in range(3):
+        _fake_run(reports, "lo", f"2020010{i + 1}T000000Z")
+    results: list[subprocess.CompletedProcess[str]] = []
+
+    def go() -> None:
+        results.append(
+            run_sixcheck("--profile", str(prof), "--report-dir", str(reports), "--keep", "2")
+        )
+
+    procs = [threading.Thread(target=go) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    assert [r.returncode for r in results] == [0, 0], [r.stdout + r.stderr for r in results]
+    runs = sorted(p.stem for p in reports.glob("lo-*.json"))
+    assert len(runs) == 2
+    assert not any(r.startswith("lo-2020") for r in runs)  # the old ones were pruned
+    assert all((reports / f"{r}.html").stat().st_size > 1000 for r in runs)
+    page = (reports / "index.html").read_text()
+    assert all(f"{r}.html" in page for r in runs)
+
+
+# ---------------------------------------------------------------------------------------------
+# the scheduled-audit examples, run the way systemd and cron run them
+
+
+def _exec_start() -> str:
+    unit = (REPO / "contrib/systemd/sixcheck-audit.service").read_text()
+    (line,) = [x for x in unit.splitlines() if x.startswith("ExecStart=")]
+    return line.removeprefix("ExecStart=")
+
+
+def _cron_command() -> str:
+    (line,) = [
+        x
+        for x in (REPO / "contrib/cron/sixcheck-audit").read_text().splitlines()
+        if x and not x.startswith("#") and "=" not in x.split()[0]
+    ]
+    fields = line.split(None, 6)
+    assert len(fields) == 7, line  # five time fields, the user, the command
+    return fields[6]
+
+
+def test_unit_and_cron_run_the_same_wrapper() -> None:
+    assert _exec_start() == "/opt/sixcheck/contrib/sixcheck-audit /etc/default/sixcheck-audit"
+    assert _exec_start() in _cron_command()
+    timer = (REPO / "contrib/systemd/sixcheck-audit.timer").read_text()
+    assert re.search(r"^OnCalendar=", timer, re.M)
+    assert "WantedBy=timers.target" in timer
+
+
+def _localise(cmd: str, config: Path, lock: Path) -> str:
+    return (
+        cmd.replace("/opt/sixcheck", str(REPO))
+        .replace("/etc/default/sixcheck-audit", str(config))
+        .replace("/var/lib/sixcheck/audit.lock", str(lock))
+        .replace("| logger -t sixcheck-audit", "")
+    )
+
+
+@needs_root
+@pytest.mark.lab
+def test_scheduled_audit_rotates_reports(tmp_path: Path) -> None:
+    """Five audits of a small profile inside a throwaway namespace, by the unit's and by cron's
+    command: only the newest N remain, the index lists them, the textfile is current."""
+    import sys
+
+    from sixcheck.lab import netns
+
+    prof = tmp_path / "outside.yaml"
+    prof.write_text(LO_PROFILE)
+    reports = tmp_path / "reports"
+    prom = tmp_path / "textfiles" / "sixcheck.prom"
+    config = tmp_path / "sixcheck-audit"
+    with netns.temp_netns("sxaud") as ns:
+        config.write_text(
+            f"SIXCHECK_PROFILE={prof}\nSIXCHECK_REPORT_DIR={reports}\nSIXCHECK_KEEP=3\n"
+            f"SIXCHECK_BASELINE=latest\nSIXCHECK_PROMETHEUS={prom}\n"
+            f"SIXCHECK_PYTHON={sys.executable}\nSIXCHECK_NETNS={ns}\n"
+        )
+        commands = [_exec_start()] * 3 + [_cron_command()] * 2
+        for cmd in commands:
+            local = _localise(cmd, config, tmp_path / "audit.lock")
+            proc = subprocess.run(
+                ["bash", "-c", local],
+                cwd="/",
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert proc.returncode == 0, f"{local}\n{proc.stdout}\n{proc.stderr}"
+    runs = sorted(p.stem for p in reports.glob("outside-*.json"))
+    assert len(runs) == 3, runs
+    assert len(list(reports.glob("outside-*.html"))) == 3
+    page = (reports / "index.html").read_text()
+    for r in runs:
+        assert f"href='{r}.html'" in page
+    assert "3 runs, newest first" in page
+    last = json.loads((reports / f"{runs[-1]}.json").read_text())
+    assert last["baseline"]["path"].endswith(f"{runs[-2]}.json")  # compared with the previous run
+    assert last["vantage"]["interfaces"].keys() == {"lo"}  # it really ran in the namespace
+    assert "sixcheck_check_passed" in prom.read_text()
