@@ -113,7 +113,9 @@ class ForwardingOff(Fault):
 
     name = "forwarding-off"
     area = "sysctl"
-    breaks = frozenset({"sysctl"}) | LAN_OUTAGE
+    # nd: the gateway's kernel answers Neighbor Solicitations without the Router flag, and LAN
+    # hosts drop it from their default routers (RFC 4861 7.2.5), which the NS/NA check names.
+    breaks = frozenset({"sysctl", "nd"}) | LAN_OUTAGE
     changes: ClassVar[Mapping[str, Any]] = {"gw_forwarding": 0}
 
 
