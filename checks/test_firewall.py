@@ -133,7 +133,9 @@ def test_inbound_denied(
                 if o.proto == "udp"
                 else ""
             )
-            + "A silently dropping firewall makes clients hang until they time out: reject with "
+            + "If the firewall does reject, it may be rate-limiting its ICMPv6 errors (Linux: a "
+            "burst of 6, then a few per second per destination): lower firewall.rate. "
+            "A silently dropping firewall makes clients hang until they time out: reject with "
             "icmp6-adm-prohibited (ip6tables ... -j REJECT --reject-with icmp6-adm-prohibited), "
             "or set deny: drop in the profile if dropping is the policy"
         )
