@@ -286,8 +286,9 @@ class ResolverDown(Fault):
 
     name = "resolver-down"
     area = "dns"
-    # lab-lan lists an NTP server by name (ntp.example.net): without the resolver it has no address
-    breaks = frozenset({"dns", "ntp"})
+    # Cascades in lab-lan: its NTP server is listed by name (ntp.example.net), and its firewall
+    # outbound_allow claim uses the resolver's udp/53 as the target whose reply must come back.
+    breaks = frozenset({"dns", "ntp", "firewall"})
     changes: ClassVar[Mapping[str, Any]] = {"resolver": "down"}
 
 
@@ -301,8 +302,9 @@ class ResolverIpv4Only(Fault):
 
     name = "resolver-ipv4-only"
     area = "dns"
-    # lab-lan lists an NTP server by name (ntp.example.net): without the resolver it has no address
-    breaks = frozenset({"dns", "ntp"})
+    # Cascades in lab-lan: its NTP server is listed by name (ntp.example.net), and its firewall
+    # outbound_allow claim uses the resolver's udp/53 as the target whose reply must come back.
+    breaks = frozenset({"dns", "ntp", "firewall"})
     changes: ClassVar[Mapping[str, Any]] = {"resolver": "ipv4-only"}
 
 
