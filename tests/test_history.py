@@ -178,44 +178,54 @@ def _localise(cmd: str, config: Path, lock: Path) -> str:
 
 @needs_root
 @pytest.mark.lab
-def test_scheduled_audit_rotates_reports(tmp_path: Path) -> None:
-    """Five audits of a small profile inside a throwaway namespace, by the unit's and by cron's
-    command: only the newest N remain, the index lists them, the textfile is current."""
+def test_scheduled_audit_of_the_lab_rotates_reports(tmp_path: Path) -> None:
+    """Audits of the lab's outside profile from its outside node, by the unit's and by cron's
+    command: only the newest N remain, the index lists them, each run is compared with the one
+    before, and a fault shows up as a failed run with its regressions."""
     import sys
 
-    from sixcheck.lab import netns
+    from sixcheck.lab import Lab
 
-    prof = tmp_path / "outside.yaml"
-    prof.write_text(LO_PROFILE)
     reports = tmp_path / "reports"
-    prom = tmp_path / "textfiles" / "sixcheck.prom"
+    prom = tmp_path / "textfiles" / "sixcheck-outside.prom"
     config = tmp_path / "sixcheck-audit"
-    with netns.temp_netns("sxaud") as ns:
+    keep = 3
+    with Lab(f"h{os.getpid() % 100000}") as lab:
         config.write_text(
-            f"SIXCHECK_PROFILE={prof}\nSIXCHECK_REPORT_DIR={reports}\nSIXCHECK_KEEP=3\n"
+            f"SIXCHECK_PROFILE=lab-out\nSIXCHECK_REPORT_DIR={reports}\nSIXCHECK_KEEP={keep}\n"
             f"SIXCHECK_BASELINE=latest\nSIXCHECK_PROMETHEUS={prom}\n"
-            f"SIXCHECK_PYTHON={sys.executable}\nSIXCHECK_NETNS={ns}\n"
+            f"SIXCHECK_PYTHON={sys.executable}\nSIXCHECK_NETNS={lab.ns('out')}\n"
         )
-        commands = [_exec_start()] * 3 + [_cron_command()] * 2
-        for cmd in commands:
+
+        def audit(cmd: str) -> subprocess.CompletedProcess[str]:
             local = _localise(cmd, config, tmp_path / "audit.lock")
-            proc = subprocess.run(
+            return subprocess.run(
                 ["bash", "-c", local],
                 cwd="/",
                 capture_output=True,
                 text=True,
-                timeout=120,
+                timeout=180,
                 check=False,
             )
-            assert proc.returncode == 0, f"{local}\n{proc.stdout}\n{proc.stderr}"
-    runs = sorted(p.stem for p in reports.glob("outside-*.json"))
-    assert len(runs) == 3, runs
-    assert len(list(reports.glob("outside-*.html"))) == 3
+
+        lab.up()
+        for cmd in [_exec_start()] * 2 + [_cron_command()] * 2:
+            proc = audit(cmd)
+            assert proc.returncode == 0, f"{cmd}\n{proc.stdout}\n{proc.stderr}"
+        lab.up(faults=["inbound-new-accepted"])
+        proc = audit(_cron_command())
+        assert proc.returncode == 1, proc.stdout + proc.stderr  # the audit fails: the LAN is open
+    runs = sorted(p.stem for p in reports.glob("lab-out-*.json"))
+    assert len(runs) == keep, runs
+    assert len(list(reports.glob("lab-out-*.html"))) == keep
     page = (reports / "index.html").read_text()
     for r in runs:
         assert f"href='{r}.html'" in page
-    assert "3 runs, newest first" in page
-    last = json.loads((reports / f"{runs[-1]}.json").read_text())
-    assert last["baseline"]["path"].endswith(f"{runs[-2]}.json")  # compared with the previous run
-    assert last["vantage"]["interfaces"].keys() == {"lo"}  # it really ran in the namespace
+    assert f"{keep} runs, newest first" in page
+    newest = json.loads((reports / f"{runs[-1]}.json").read_text())
+    assert newest["baseline"]["path"].endswith(f"{runs[-2]}.json")  # compared with the one before
+    assert newest["baseline"]["counts"]["regression"] > 0
+    assert newest["vantage"]["hostname"]  # recorded where it ran
+    assert page.index("FAILED") < page.index(">ok<")  # newest first, and it failed
     assert "sixcheck_check_passed" in prom.read_text()
+    assert 'sixcheck_baseline_changes{profile="lab-out",change="regression"}' in prom.read_text()
