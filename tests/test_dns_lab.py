@@ -177,3 +177,63 @@ def test_open_resolver_check(tmp_path: Path, acl: str, ok: bool) -> None:
         msg = failed(data)["test_not_open_resolver[::1-udp-example.com]"]
         assert "resolver ::1 over UDP/IPv6 answered NXDOMAIN to a recursive query" in msg
         assert "open resolver" in msg
+
+
+# ------------------------------------------------------------------------------- one timeout
+
+DEAD = """\
+description: a dead resolver asked twenty names
+node: {role: host}
+timeouts: {probe: 1.0, run: 30}
+dns:
+  resolvers: ["::1"]
+  lookups:
+""" + "".join(f"    - {{name: name{i}.example.net, expect: any}}\n" for i in range(20))
+
+
+def test_dead_resolver_with_twenty_names_costs_one_timeout(tmp_path: Path) -> None:
+    """Acceptance, end to end through the plugin: 2 transport checks + 20 lookups against a
+    resolver whose packets are silently dropped finish in about one probe timeout."""
+    (tmp_path / "p.yaml").write_text(DEAD)
+    out = tmp_path / "r.json"
+    with netns.temp_netns("sxdns") as ns:
+        for proto in ("udp", "tcp"):
+            netns.run(
+                ns,
+                [
+                    "ip6tables",
+                    "-w",
+                    "-A",
+                    "INPUT",
+                    "-d",
+                    "::1",
+                    "-p",
+                    proto,
+                    "--dport",
+                    "53",
+                    "-j",
+                    "DROP",
+                ],
+                check=True,
+            )
+        proc = netns.run_pytest_in(
+            ns,
+            [
+                "--profile",
+                str(tmp_path / "p.yaml"),
+                "--no-report",
+                "--json-file",
+                str(out),
+                "checks/test_dns.py",
+            ],
+            REPO,
+            timeout=120,
+        )
+    data = json.loads(out.read_text())
+    bad = failed(data)
+    assert len(bad) == 22, proc.stdout
+    assert all("within 1 s (timeout)" in m for m in bad.values()), bad
+    plan = data["probe_plan"]
+    assert plan["requests"] == 22
+    # one timeout is 1 s; twenty-two in a row would be 22 s. Generous bound for a busy machine.
+    assert plan["seconds"] < 4.0, plan
