@@ -31,6 +31,10 @@ def _expect(value: Any) -> Any:
     return value
 
 
+def _both_transports() -> list[Transport]:
+    return ["udp", "tcp"]
+
+
 class Lookup(Strict):
     """One name the site needs: ask `type` for `name` and compare with `expect`.
 
@@ -131,7 +135,7 @@ class DnsArea(Strict):
     """
 
     resolvers: list[IPv6Addr] = []
-    transports: list[Transport] = Field(default_factory=lambda: ["udp", "tcp"], min_length=1)
+    transports: list[Transport] = Field(default_factory=_both_transports, min_length=1)
     probe_name: DnsName = "."
     lookups: list[Lookup] = []
     reverse: list[Reverse] = []
