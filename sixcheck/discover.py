@@ -83,10 +83,10 @@ def _sysctl(key: str) -> int | None:
     return v.as_int()
 
 
-def _ntp_servers() -> list[tuple[str, str]]:
+def _ntp_servers(files: tuple[str, ...] = NTP_FILES) -> list[tuple[str, str]]:
     """(server, file) from the local NTP client configuration, if readable."""
     found: list[tuple[str, str]] = []
-    for path in NTP_FILES:
+    for path in files:
         try:
             text = Path(path).read_text(errors="replace")
         except OSError:
