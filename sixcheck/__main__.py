@@ -1,8 +1,8 @@
 """`python -m sixcheck`: the helpers around a run (the checks themselves run under pytest).
 
-    python -m sixcheck discover [--vantage router|host|outside] [-o FILE]
-    python -m sixcheck index REPORT_DIR [--keep N]
-    python -m sixcheck prometheus RESULTS.json OUT.prom
+python -m sixcheck discover [--vantage router|host|outside] [-o FILE]
+python -m sixcheck index REPORT_DIR [--keep N]
+python -m sixcheck prometheus RESULTS.json OUT.prom
 """
 
 from __future__ import annotations

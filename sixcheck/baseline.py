@@ -160,7 +160,8 @@ def load(path: Path) -> dict[str, Any]:
         for c in checks
     ):
         raise BaselineError(f"{path}: 'checks' is not a list of {{id, outcome, ...}} entries")
-    return data
+    doc: dict[str, Any] = data
+    return doc
 
 
 # ---------------------------------------------------------------------------------------------

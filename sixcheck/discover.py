@@ -215,8 +215,8 @@ class _Discovery:
         for i in self.ifaces.values():
             if i.role not in ("wan", "lan"):
                 continue
-            vals = {k: _sysctl(f"net.ipv6.conf.{i.name}.{k}") for k in keys}
-            vals = {k: v for k, v in vals.items() if v is not None}
+            read = {k: _sysctl(f"net.ipv6.conf.{i.name}.{k}") for k in keys}
+            vals = {k: v for k, v in read.items() if v is not None}
             if vals:
                 body.append(f"    {i.name}: {_flow(vals)}")
             if i.upstream_ra and not self._ra_rule_ok(vals):
@@ -351,10 +351,9 @@ class _Discovery:
         ]
         if rules:
             lines.append("  rules:")
-            for r in rules:
-                lines.append(
-                    f"    - {_flow({'from': r.src, 'table': r.table, 'priority': r.priority})}"
-                )
+            for rule in rules:
+                entry = {"from": rule.src, "table": rule.table, "priority": rule.priority}
+                lines.append(f"    - {_flow(entry)}")
         return lines if len(lines) > 1 else []
 
     def section_dns(self) -> list[str]:
@@ -367,7 +366,9 @@ class _Discovery:
                 f"# dns: no global IPv6 resolver configured (resolv.conf: "
                 f"{', '.join(effective) or 'none'})"
             ]
-        reqs = [DnsQuery(s, ".", "SOA", t) for s in v6 for t in ("udp", "tcp")]
+        reqs = [
+            DnsQuery(ipaddress.ip_address(s), ".", "SOA", t) for s in v6 for t in ("udp", "tcp")
+        ]
         obs = self.run(list(reqs))
         ok = {
             (str(q.server), q.transport)

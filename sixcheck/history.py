@@ -178,9 +178,7 @@ def render_index(report_dir: Path, entries: list[Entry], keep: int | None = None
             s = r.summary
             failed = s.get("failed", 0) + s.get("error", 0)
             status = "FAILED" if failed else "ok"
-            link = (
-                f"<a href='{e(r.html_path.name)}'>report</a>" if r.html_path else "(no HTML)"
-            )
+            link = f"<a href='{e(r.html_path.name)}'>report</a>" if r.html_path else "(no HTML)"
             reg = "" if r.regressions is None else str(r.regressions)
             rows.append(
                 f"<tr class='{'bad' if failed else 'good'}'><td>{e(_fmt_started(r.started))}</td>"

@@ -192,13 +192,13 @@ def pytest_configure(config: pytest.Config) -> None:
     results.fail_on = config.getoption("fail_on")
     results.baseline, results.baseline_path, results.baseline_note = base
     config.stash[RESULTS_KEY] = results
-    report_dir = None if config.getoption("no_report") else Path(config.getoption("report_dir"))
+    rotate_dir = None if config.getoption("no_report") else Path(config.getoption("report_dir"))
     keep = config.getoption("keep")
     if keep < 0:
         raise pytest.UsageError(f"--keep {keep}: give a number of reports, 0 to keep all")
     prom = config.getoption("prometheus")
     config.pluginmanager.register(
-        _RunHooks(results, report_dir, keep, Path(prom) if prom else None), "sixcheck-run"
+        _RunHooks(results, rotate_dir, keep, Path(prom) if prom else None), "sixcheck-run"
     )
     _add_metadata(config, results)
 
@@ -293,7 +293,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(
             "checks need a site profile: pytest --profile NAME (see --list-profiles)"
         )
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         (drop if item.get_closest_marker(NA_MARK) else keep).append(item)
     if drop:

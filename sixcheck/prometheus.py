@@ -50,7 +50,10 @@ def render(results: dict[str, Any]) -> str:
     """The textfile for one run's results document."""
     profile = str((results.get("profile") or {}).get("name", ""))
     metrics: dict[str, tuple[str, list[str]]] = {
-        "sixcheck_check_passed": ("1 if the check passed, 0 if it failed; skipped checks absent", []),
+        "sixcheck_check_passed": (
+            "1 if the check passed, 0 if it failed; skipped checks absent",
+            [],
+        ),
         "sixcheck_check_skipped": ("1 for a check that was skipped (see the report for why)", []),
         "sixcheck_checks": ("number of checks by outcome in the last run", []),
         "sixcheck_run_duration_seconds": ("wall time of the last run", []),
