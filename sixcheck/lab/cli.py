@@ -50,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     mx = sub.add_parser("matrix", help="run the lab profiles against healthy and every fault")
     mx.add_argument("--json", dest="json_file", default=None, metavar="FILE")
     mx.add_argument(
+        "--jobs",
+        type=int,
+        default=matrix_jobs(),
+        metavar="N",
+        help="profiles run at once per scenario (default: $SIXCHECK_LAB_JOBS or 2)",
+    )
+    mx.add_argument(
         "--only",
         nargs="+",
         default=None,
@@ -57,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
         help="only these scenarios (healthy, fault or variant names)",
     )
     return p
+
+
+def matrix_jobs() -> int:
+    """Default parallelism of the matrix (profiles of one scenario run in different nodes)."""
+    return int(os.environ.get("SIXCHECK_LAB_JOBS", "2"))
 
 
 def _cmd_faults() -> int:
@@ -163,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "matrix":
             from sixcheck.lab import matrix
 
-            result = matrix.run(lab, only=args.only, out=sys.stdout)
+            result = matrix.run(lab, only=args.only, out=sys.stdout, jobs=args.jobs)
             if args.json_file:
                 Path(args.json_file).write_text(json.dumps(result.to_json(), indent=2) + "\n")
             return result.exit_code()

@@ -188,9 +188,11 @@ class MatrixResult:
 
 
 def shorten(check_id: str) -> str:
-    """``checks/test_sysctl.py::test_sysctl[x]`` -> ``test_sysctl[x]``: the table stays legible
-    and the function name still says what was checked."""
-    return check_id.rsplit("::", 1)[-1]
+    """``checks/test_dns.py::test_x[2001:db8::53-udp]`` -> ``test_x[2001:db8::53-udp]``: the
+    table stays legible and the function name still says what was checked. Only the part
+    before the parameters is split on ``::`` (IPv6 addresses in parameters contain it too)."""
+    head, bracket, params = check_id.partition("[")
+    return head.rsplit("::", 1)[-1] + bracket + params
 
 
 def all_scenarios() -> list[Scenario]:
