@@ -30,7 +30,8 @@ INDEX = "index.html"
 LOCK = ".sixcheck.lock"
 STEM = re.compile(r"^(?P<profile>.+)-(?P<ts>\d{8}T\d{6}Z)(?:-(?P<n>\d+))?$")
 #: An HTML report without its JSON is a run in progress (pytest-html rewrites it after every
-#: check) or one that died; it is removed only when older than this.
+#: check), one that died, or one whose JSON went elsewhere (`--json-file`); it counts as a run,
+#: but is removed only when older than this.
 ORPHAN_AGE = 2 * 3600.0
 
 
@@ -124,36 +125,49 @@ def scan(report_dir: Path) -> list[Entry]:
     return entries
 
 
+def _stem_key(stem: str) -> tuple[str, str, int]:
+    m = STEM.match(stem)
+    assert m is not None
+    return (m.group("profile"), m.group("ts"), int(m.group("n") or 1))
+
+
 def prune(report_dir: Path, keep: int, now: float | None = None) -> list[Path]:
     """Delete all but the newest `keep` runs of each profile (keep=0: delete nothing).
 
-    Only sixcheck's own files are touched: JSON results of the stem pattern and their HTML, and
-    HTML reports of the stem pattern without JSON that are older than ORPHAN_AGE.
+    A run is a stem with its JSON results and/or its HTML report (`--json-file` elsewhere leaves
+    only the HTML here: those count too, or they would pile up). Only sixcheck's own files are
+    touched: names of the stem pattern, JSON only when it is sixcheck results. An HTML report
+    without JSON younger than ORPHAN_AGE may be a run in progress and is never deleted.
     """
     if keep <= 0:
         return []
-    removed: list[Path] = []
-    by_profile: dict[str, list[Entry]] = {}
-    entries = scan(report_dir)
-    for e in entries:
-        by_profile.setdefault(e.profile, []).append(e)
-    for runs in by_profile.values():
-        for e in runs[: max(0, len(runs) - keep)]:
-            for p in (e.html_path, e.json_path):  # JSON last: it marks the run as finished
-                if p is not None:
-                    p.unlink(missing_ok=True)
-                    removed.append(p)
-    stems = {e.stem for e in entries}
     now = time.time() if now is None else now
+    runs: dict[str, dict[str, Path]] = {}
+    for e in scan(report_dir):
+        files = runs.setdefault(e.stem, {"json": e.json_path})
+        if e.html_path is not None:
+            files["html"] = e.html_path
     for path in report_dir.glob("*.html"):
-        if path.name == INDEX or path.stem in stems or not STEM.match(path.stem):
-            continue
-        try:
-            if now - path.stat().st_mtime > ORPHAN_AGE:
-                path.unlink()
-                removed.append(path)
-        except FileNotFoundError:
-            continue
+        if path.name != INDEX and STEM.match(path.stem) and path.stem not in runs:
+            runs[path.stem] = {"html": path}
+    by_profile: dict[str, list[str]] = {}
+    for stem in runs:
+        by_profile.setdefault(_stem_key(stem)[0], []).append(stem)
+    removed: list[Path] = []
+    for stems in by_profile.values():
+        stems.sort(key=_stem_key)
+        for stem in stems[: max(0, len(stems) - keep)]:
+            files = runs[stem]
+            if "json" not in files:
+                try:
+                    if now - files["html"].stat().st_mtime <= ORPHAN_AGE:
+                        continue  # perhaps still running
+                except FileNotFoundError:
+                    continue
+            for kind in ("html", "json"):  # JSON last: it marks the run as finished
+                if kind in files:
+                    files[kind].unlink(missing_ok=True)
+                    removed.append(files[kind])
     return removed
 
 

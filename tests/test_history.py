@@ -71,15 +71,18 @@ def test_prune_keeps_newest_per_profile_and_only_our_files(tmp_path: Path) -> No
     assert "3 runs, newest first" in page
 
 
-def test_orphan_html_removed_only_when_old(tmp_path: Path) -> None:
-    fresh = tmp_path / "gw-20250101T000000Z.html"  # a run in progress
-    old = tmp_path / "gw-20240101T000000Z.html"  # a run that died
-    fresh.write_text("")
-    old.write_text("")
-    os.utime(old, (time.time() - 3 * 3600,) * 2)
-    history.rotate(tmp_path, keep=1)
+def test_html_without_json_counts_as_a_run(tmp_path: Path) -> None:
+    old = [tmp_path / f"gw-2024010{i}T000000Z.html" for i in (1, 2, 3)]  # --json-file elsewhere
+    fresh = tmp_path / "gw-20230101T000000Z.html"  # old name, but being written: a run in progress
+    for p in [*old, fresh]:
+        p.write_text("<html></html>")
+    for p in old:
+        os.utime(p, (time.time() - 3 * 3600,) * 2)
+    _fake_run(tmp_path, "gw", "20250101T000000Z")
+    history.rotate(tmp_path, keep=2)
     assert fresh.exists()
-    assert not old.exists()
+    assert [p.exists() for p in old] == [False, False, True]
+    assert (tmp_path / "gw-20250101T000000Z.json").exists()
 
 
 def test_keep_zero_deletes_nothing(tmp_path: Path) -> None:
