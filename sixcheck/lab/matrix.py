@@ -36,6 +36,8 @@ from sixcheck.lab.site import Lab, LabError
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS_SCHEMA = "sixcheck-results/1"
+#: Failed ids shown per row in the table (a cascade can fail dozens; the JSON has them all).
+TABLE_MAX_IDS = 8
 BAD_VERDICTS = frozenset({"missed", "false-alarm", "error"})
 #: pytest exit codes that still mean "the checks ran": 0 all passed, 1 some failed, 5 nothing
 #: collected (a skeleton profile whose areas have no checks yet: its scenarios stay pending).
@@ -170,8 +172,11 @@ class MatrixResult:
         rows = [("scenario", "area", "verdict", "secs", "failed checks / note")]
         for s in self.scenarios:
             area = s.area if s.kind == "fault" else s.kind
-            detail = ", ".join(s.failed_ids()) or s.note or "-"
-            if s.failed_ids() and s.note:
+            ids = s.failed_ids()
+            detail = ", ".join(ids[:TABLE_MAX_IDS]) or s.note or "-"
+            if len(ids) > TABLE_MAX_IDS:
+                detail += f" (+{len(ids) - TABLE_MAX_IDS} more)"
+            if ids and s.note:
                 detail += f"  ({s.note})"
             rows.append((s.name, area or "-", s.verdict, f"{s.seconds:.1f}", detail))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
