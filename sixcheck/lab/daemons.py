@@ -41,7 +41,6 @@ def launch(
     argv: Sequence[str],
     state: Path,
     *,
-    env: Mapping[str, str] | None = None,
     program: str | None = None,
 ) -> Started:
     """Start ``argv`` detached inside ``ns``; stdout/stderr go to ``state/NAME.log``.
@@ -51,9 +50,8 @@ def launch(
     name the process will finally run as, when ``argv[0]`` execs another program (unshare).
     """
     log = state / f"{name}.log"
-    prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
     cmd = " ".join(shlex.quote(a) for a in argv)
-    script = f"{prefix} setsid {cmd} </dev/null >>{shlex.quote(str(log))} 2>&1 & echo $!"
+    script = f"setsid {cmd} </dev/null >>{shlex.quote(str(log))} 2>&1 & echo $!"
     proc = netns.run(ns, script, check=True)
     pid = int(proc.stdout.strip().splitlines()[-1])
     return Started(

@@ -25,6 +25,7 @@ from pathlib import Path
 
 __all__ = [
     "NetnsError",
+    "check_name",
     "create",
     "delete",
     "exec_argv",
@@ -51,7 +52,8 @@ class NetnsError(RuntimeError):
     """A namespace operation failed; the message carries the command and its stderr."""
 
 
-def _check_name(name: str) -> str:
+def check_name(name: str) -> str:
+    """``name`` if it is usable as a namespace name, else NetnsError."""
     if not _NAME_RE.match(name) or name in {".", ".."}:
         raise NetnsError(f"invalid network namespace name {name!r} (letters, digits, _ . - only)")
     return name
@@ -72,7 +74,7 @@ def list_netns() -> list[str]:
 
 def exists(name: str) -> bool:
     """True if the named namespace exists (its bind mount is present under /run/netns)."""
-    return Path("/run/netns", _check_name(name)).exists()
+    return Path("/run/netns", check_name(name)).exists()
 
 
 def create(name: str, *, loopback: bool = True) -> str:
@@ -81,7 +83,7 @@ def create(name: str, *, loopback: bool = True) -> str:
     Loopback is brought up by default because a namespace's ``lo`` starts down, and services bound
     to addresses on ``lo`` (the lab's resolver, NTP, web) are unreachable until it is up.
     """
-    _check_name(name)
+    check_name(name)
     _ip("netns", "add", name)
     if loopback:
         _ip("-n", name, "link", "set", "lo", "up")
@@ -90,7 +92,7 @@ def create(name: str, *, loopback: bool = True) -> str:
 
 def exec_argv(ns: str, cmd: Sequence[str]) -> list[str]:
     """The argv that runs ``cmd`` inside ``ns`` (for callers that need Popen themselves)."""
-    return ["ip", "netns", "exec", _check_name(ns), *cmd]
+    return ["ip", "netns", "exec", check_name(ns), *cmd]
 
 
 def run(
@@ -193,7 +195,7 @@ def delete(name: str, *, grace: float = 2.0) -> None:
     every name the instance might have created. Deleting the namespace also deletes the veths and
     bridges inside it (the peer end of a veth goes with it).
     """
-    _check_name(name)
+    check_name(name)
     if exists(name):
         # Processes may fork while we kill (a daemon's child): loop a few times.
         for _ in range(3):

@@ -49,7 +49,7 @@ class Lab:
 
     def __init__(self, instance: str | None = None) -> None:
         self.instance = instance or t.instance_from_env()
-        netns._check_name(f"{self.instance}-rogue")  # fail early on unusable instance names
+        netns.check_name(f"{self.instance}-rogue")  # fail early on unusable instance names
         self.state_dir = Path(t.STATE_ROOT) / self.instance
         self.started: list[Started] = []
         self.faults: tuple[str, ...] = ()
