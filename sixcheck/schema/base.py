@@ -115,5 +115,5 @@ IPPrefix = Annotated[
 ]
 IfName = Annotated[str, BeforeValidator(_ifname)]
 DnsName = Annotated[str, BeforeValidator(_dnsname)]
-Seconds = Annotated[float, Field(gt=0, le=3600)]
+Seconds = Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)]
 Port = Annotated[int, Field(ge=1, le=65535)]

@@ -77,8 +77,10 @@ class Profile(Strict):
         for area in self.areas():
             for key, name in getattr(self, area).interface_refs().items():
                 if name not in self.interfaces:
-                    problems.append(f"{area}.{key} names interface {name!r}, not declared under "
-                                    "'interfaces:' (declare it there with its role)")
+                    problems.append(
+                        f"{area}.{key} names interface {name!r}, not declared under "
+                        "'interfaces:' (declare it there with its role)"
+                    )
         if problems:
             raise ValueError("; ".join(problems))
         upstream = [n for n, i in self.interfaces.items() if i.upstream_ra]
@@ -132,8 +134,11 @@ def resolve(name_or_path: str, dirs: list[Path] | None = None) -> Path:
     for d in profile_dirs(dirs):
         for ext in (".yaml", ".yml"):
             candidate = d / f"{name_or_path}{ext}"
-            if candidate.is_file():
-                return candidate
+            try:
+                if candidate.is_file():
+                    return candidate
+            except OSError:  # a name too long for the file system, an unreadable folder
+                continue
     searched = ", ".join(str(d) for d in profile_dirs(dirs))
     raise ProfileError(
         [
@@ -166,30 +171,212 @@ def list_profiles(dirs: list[Path] | None = None) -> list[tuple[str, Path, str]]
 # loading
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that remembers the line of every key path and refuses duplicate keys."""
+#: libyaml when present: ~50x faster than the pure-Python parser on a large file.
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: Bounds that keep a broken or hostile file from crashing or hanging the loader (libyaml's composer
+#: overflows the C stack on deep nesting; aliases can expand a small file a billionfold). A profile
+#: nests a handful of levels and lists tens of entries.
+MAX_DEPTH = 32
+MAX_ENTRIES = 4096  # per list or mapping (the firewall audit caps its own sweep at 4096 probes)
+MAX_NODES = 100_000  # values after expanding aliases
+MAX_NUMBER_CHARS = 64
+MAX_PROBLEMS = 50
+_STR_TAG = "tag:yaml.org,2002:str"
+_KINDS = {"int": "a number", "float": "a number", "bool": "true/false", "null": "null"}
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+
+def _screen(text: str, file: str) -> None:
+    """Check nesting depth, alias loops and alias expansion on the event stream.
+
+    The event stream is produced without recursion, so this runs safely before anything builds a
+    tree: a file nested 100 000 levels deep, an alias inside its own anchor, or a "billion laughs"
+    chain of aliases becomes a ProfileError instead of a crash, a RecursionError or a hang.
+    """
+    stack: list[list[Any]] = []  # per open collection: [values inside so far, its anchor]
+    sizes: dict[str, int] = {}
+    for ev in yaml.parse(text, Loader=_Loader):
+        line = ev.start_mark.line + 1 if ev.start_mark else None
+        if isinstance(ev, yaml.CollectionStartEvent):
+            if len(stack) >= MAX_DEPTH:
+                raise ProfileError(
+                    [Problem(file, line, "", f"nested more than {MAX_DEPTH} levels deep")]
+                )
+            stack.append([0, ev.anchor])
+            continue
+        if isinstance(ev, yaml.CollectionEndEvent):
+            inside, anchor = stack.pop()
+            size = inside + 1
+            if anchor:
+                sizes[anchor] = size
+        elif isinstance(ev, yaml.ScalarEvent):
+            size = 1
+            if ev.anchor:
+                sizes[ev.anchor] = 1
+        elif isinstance(ev, yaml.AliasEvent):
+            if any(anchor == ev.anchor for _, anchor in stack):
+                raise ProfileError(
+                    [
+                        Problem(
+                            file,
+                            line,
+                            "",
+                            f"alias *{ev.anchor} refers to a value containing itself",
+                        )
+                    ]
+                )
+            size = sizes.get(ev.anchor, 1)  # an undefined alias is reported by the composer
+        else:
+            continue
+        if stack:
+            stack[-1][0] += size
+            if stack[-1][0] > MAX_NODES:
+                raise ProfileError(
+                    [
+                        Problem(
+                            file,
+                            line,
+                            "",
+                            f"more than {MAX_NODES} values once aliases are expanded",
+                        )
+                    ]
+                )
 
 
 def _walk(
     node: yaml.Node,
     path: tuple[str, ...],
     lines: dict[tuple[str, ...], int],
-    dupes: list[tuple[tuple[str, ...], int]],
+    problems: list[Problem],
+    file: str,
 ) -> None:
-    lines.setdefault(path, node.start_mark.line + 1)
+    """Record the line of every key path; report duplicate keys, huge collections, odd keys."""
+    line = node.start_mark.line + 1
+    lines.setdefault(path, line)
+    where = ".".join(path)
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and len(node.value) > MAX_ENTRIES:
+        problems.append(
+            Problem(file, line, where, f"{len(node.value)} entries; at most {MAX_ENTRIES} allowed")
+        )
+        return
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
-            key = str(key_node.value)
+            kline = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode):
+                problems.append(
+                    Problem(file, kline, where, "a key must be a name, not a list or mapping")
+                )
+                continue
+            key = key_node.value
             sub = (*path, key)
+            if key_node.tag not in (_STR_TAG, "tag:yaml.org,2002:merge"):
+                kind = _KINDS.get(key_node.tag.rsplit(":", 1)[-1], "value")
+                problems.append(
+                    Problem(
+                        file,
+                        kline,
+                        ".".join(sub),
+                        f"key {key!r} reads as {kind}; keys are names (quote it)",
+                    )
+                )
             if key in seen:
-                dupes.append((sub, key_node.start_mark.line + 1))
+                problems.append(
+                    Problem(file, kline, ".".join(sub), "duplicate key (the later one would win)")
+                )
             seen.add(key)
-            lines[sub] = key_node.start_mark.line + 1
-            _walk(value_node, sub, lines, dupes)
+            lines[sub] = kline
+            _walk(value_node, sub, lines, problems, file)
     elif isinstance(node, yaml.SequenceNode):
+        first: dict[Any, int] = {}
         for i, item in enumerate(node.value):
-            _walk(item, (*path, str(i)), lines, dupes)
+            fp = _fingerprint(item)
+            if fp in first:
+                problems.append(
+                    Problem(
+                        file,
+                        item.start_mark.line + 1,
+                        ".".join((*path, str(i))),
+                        f"repeats entry {first[fp]} (listed twice)",
+                    )
+                )
+            first.setdefault(fp, i)
+            _walk(item, (*path, str(i)), lines, problems, file)
+    elif node.tag in _NUMBER_TAGS and len(node.value) > MAX_NUMBER_CHARS:
+        problems.append(
+            Problem(file, line, where, f"a number of {len(node.value)} digits is out of range")
+        )
+    elif any(0xD800 <= ord(c) <= 0xDFFF for c in node.value):
+        problems.append(
+            Problem(file, line, where, "contains an invalid Unicode escape (a lone surrogate)")
+        )
+
+
+def _fingerprint(node: yaml.Node) -> Any:
+    """A hashable picture of a node, to spot an entry listed twice in a list."""
+    if isinstance(node, yaml.ScalarNode):
+        return (node.tag, node.value)
+    if isinstance(node, yaml.SequenceNode):
+        return ("seq", tuple(_fingerprint(n) for n in node.value))
+    return ("map", frozenset((_fingerprint(k), _fingerprint(v)) for k, v in node.value))
+
+
+def _capped(problems: list[Problem]) -> list[Problem]:
+    """At most MAX_PROBLEMS lines: a wholly wrong file should not print thousands of them."""
+    problems = _dedupe(problems)
+    if len(problems) <= MAX_PROBLEMS:
+        return problems
+    more = len(problems) - MAX_PROBLEMS
+    return [
+        *problems[:MAX_PROBLEMS],
+        Problem(problems[0].file, None, "", f"... and {more} more problems"),
+    ]
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-2:]}"
+
+
+def _read_yaml(text: str, file: str) -> tuple[Any, dict[tuple[str, ...], int]]:
+    """YAML text to plain data plus the line of every key path; every failure is a ProfileError."""
+    lines: dict[tuple[str, ...], int] = {}
+    try:
+        _screen(text, file)
+        loader = _Loader(text)
+        try:
+            root = loader.get_single_node()
+            if root is None:
+                raise ProfileError(
+                    [Problem(file, None, "", "the profile is empty; see profiles/README.md")]
+                )
+            problems: list[Problem] = []
+            _walk(root, (), lines, problems, file)
+            if problems:
+                raise ProfileError(_capped(problems))
+            return loader.construct_document(root), lines
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        detail = " ".join(s for s in (exc.context, exc.problem) if s)
+        if isinstance(exc, yaml.constructor.ConstructorError):
+            if "tag" in (exc.problem or ""):
+                detail = f"{detail} (profiles use plain YAML: no tags)"
+            raise ProfileError([Problem(file, line, "", f"YAML error: {detail}")]) from None
+        raise ProfileError([Problem(file, line, "", f"YAML syntax error: {detail}")]) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise ProfileError(
+            [Problem(file, line, "", f"YAML error: control character U+{code:04X} is not allowed")]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ProfileError([Problem(file, None, "", f"YAML error: {exc}")]) from None
+    except (ValueError, OverflowError, RecursionError, MemoryError) as exc:
+        msg = _short(str(exc), 200)
+        raise ProfileError([Problem(file, None, "", f"cannot read a value: {msg}")]) from None
 
 
 def _line_for(loc: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> int | None:
@@ -208,10 +395,10 @@ def _clean_message(err: dict[str, Any]) -> str:
     if err["type"] == "missing":
         return "required key is missing"
     if err["type"] == "literal_error":
-        return f"{msg}, got {err.get('input')!r}"
+        return f"{msg}, got {_short(err.get('input'))}"
     if err["type"].endswith("_type") and "input" in err:
-        return f"{msg}, got {type(err['input']).__name__} {err['input']!r}"
-    return msg
+        return f"{msg}, got {type(err['input']).__name__} {_short(err['input'])}"
+    return _short(msg, 300)[1:-1] if len(msg) > 300 else msg
 
 
 def _loc(err: dict[str, Any]) -> tuple[str, ...]:
@@ -229,40 +416,22 @@ def _loc(err: dict[str, Any]) -> tuple[str, ...]:
 
 def parse(text: str, file: str) -> Profile:
     """Validate profile text; raises ProfileError listing every problem."""
-    try:
-        root = yaml.compose(text, Loader=_UniqueKeyLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        detail = " ".join(s for s in (exc.context, exc.problem) if s)
-        raise ProfileError([Problem(file, line, "", f"YAML syntax error: {detail}")]) from None
-    except yaml.YAMLError as exc:
-        raise ProfileError([Problem(file, None, "", f"YAML error: {exc}")]) from None
-    if root is None:
-        raise ProfileError(
-            [Problem(file, None, "", "the profile is empty; see profiles/README.md")]
-        )
-    lines: dict[tuple[str, ...], int] = {}
-    dupes: list[tuple[tuple[str, ...], int]] = []
-    _walk(root, (), lines, dupes)
-    if dupes:
-        raise ProfileError(
-            [
-                Problem(file, ln, ".".join(p), "duplicate key (the later one would win)")
-                for p, ln in dupes
-            ]
-        )
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        raise ProfileError([Problem(file, None, "", f"YAML error: {exc}")]) from None
+    data, lines = _read_yaml(text, file)
     if not isinstance(data, dict):
         raise ProfileError(
             [Problem(file, 1, "", f"a profile is a mapping of keys, got {type(data).__name__}")]
         )
+    empty = [a for a in AREAS if a in data and data[a] is None]
+    if empty:  # `dns:` with nothing under it would silently deselect the whole area
+        raise ProfileError(
+            [
+                Problem(file, lines.get((a,)), a, "empty section: list what to check, or remove it")
+                for a in empty
+            ]
+        )
     bad_keys = [k for k in _all_keys(data) if not isinstance(k, str)]
     if bad_keys:
-        raise ProfileError([Problem(file, None, "", f"key {bad_keys[0]!r} is not a string")])
+        raise ProfileError([Problem(file, None, "", f"key {_short(bad_keys[0])} is not a string")])
     try:
         return Profile.model_validate(data)
     except ValidationError as exc:
@@ -272,7 +441,7 @@ def parse(text: str, file: str) -> Profile:
             problems.append(
                 Problem(file, _line_for(loc, lines), ".".join(loc), _clean_message(dict(err)))
             )
-        raise ProfileError(_dedupe(problems)) from None
+        raise ProfileError(_capped(problems)) from None
 
 
 def _all_keys(data: Any) -> Iterator[Any]:
@@ -300,7 +469,10 @@ def load(name_or_path: str | Path, dirs: list[Path] | None = None) -> LoadedProf
     try:
         if path.is_dir():
             raise ProfileError([Problem(file, None, "", "is a directory, not a profile file")])
-        raw = path.read_bytes()
+        if path.exists() and not path.is_file():  # a FIFO blocks, /dev/zero never ends
+            raise ProfileError([Problem(file, None, "", "is not a regular file")])
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_PROFILE_BYTES + 1)
     except FileNotFoundError:
         raise ProfileError([Problem(file, None, "", "no such file")]) from None
     except OSError as exc:
