@@ -1,0 +1,398 @@
+"""sixcheck against the standard tools, in the lab, every figure beside its anchor in one run.
+
+    sudo .venv/bin/python benchmarks/run.py [--runs 5] [--no-audit] [--out benchmarks/RESULTS.md]
+
+Builds its own lab instance (`SIXCHECK_LAB`, default `bench`), measures, tears it down, and writes a
+Markdown table: median of RUNS, min-max, ratio to the anchor, the goal of each row. Not a test:
+nothing is asserted; the table is for reading (and for RESULTS.md).
+
+Rows:
+- start-up: `pytest --profile X --collect-only` (wall, peak RSS) for a sysctl-only profile and for
+  lab-lan (packet-level checks); anchor: `python -c "import pytest"`, the floor of any pytest run.
+- probes: one sixcheck request through `run_plan` in an already started process ("warm": what a run
+  pays per probe) and in a fresh one ("cold": imports included), against the standard tool spawned
+  on the same target from the same node: RS->RA (rdisc6), DNS AAAA over UDP/IPv6 (dig), SNTP (sntp),
+  ICMPv6 echo (ping -6), TCP connect (nc/bash: an open port).
+- whole profiles on the healthy lab (wall, peak RSS), and lab-lan with every target dead (a
+  namespace whose eth0 is a dummy interface: every packet vanishes).
+- the outside audit (64 hosts x 3 ports vs nmap), by calling benchmarks/audit_vs_nmap.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+PY = sys.executable
+SYSCTL_ONLY = (
+    "description: sysctl only\nnode: {role: host}\ninterfaces: {eth0: {role: lan}}\n"
+    "sysctl:\n  interfaces: {eth0: {disable_ipv6: 0, forwarding: 0}}\n"
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# the worker: run inside a namespace, times one probe kind in this process
+
+
+def worker(kind: str, n: int) -> None:
+    """Print JSON {cold, warm: [...], error}: cold includes importing the probe module."""
+    import ipaddress
+
+    t0 = time.perf_counter()
+    from sixcheck.probes.base import ProbeContext
+    from sixcheck.probes.plan import run_plan
+
+    if kind == "ra":
+        from sixcheck.probes.nd import RouterAdverts
+
+        req: Any = RouterAdverts(interface="eth0")
+    elif kind == "dns":
+        from sixcheck.probes.dns import DnsQuery
+
+        req = DnsQuery(server=ipaddress.IPv6Address("2001:db8:53::53"), name="www.example.net")
+    elif kind == "ntp":
+        from sixcheck.probes.ntp import NtpQuery
+
+        req = NtpQuery(server="2001:db8:123::123")
+    elif kind == "ping":
+        from sixcheck.probes.icmp import Echo
+
+        req = Echo(dst="2001:db8:80::80")
+    elif kind == "tcp":
+        from sixcheck.probes.tcp import TcpConnect
+
+        req = TcpConnect(dst="2001:db8:80::80", port=80)
+    else:
+        raise SystemExit(f"unknown probe kind {kind}")
+    ctx = ProbeContext(probe_timeout=1.5, ra_listen=3.5, run_timeout=30, has_raw=os.geteuid() == 0)
+    obs, _ = run_plan([req], ctx)
+    cold = time.perf_counter() - t0
+    warm = []
+    for _ in range(n):
+        t = time.perf_counter()
+        obs, _ = run_plan([req], ctx)
+        warm.append(time.perf_counter() - t)
+    o = obs[req]
+    print(json.dumps({"cold": cold, "warm": warm, "error": o.error, "kind": type(o).__name__}))
+
+
+# ---------------------------------------------------------------------------------------------
+# measuring
+
+
+def timed(argv: Sequence[str], ns: str | None = None, cwd: Path = REPO) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS (KiB) and stdout of one command (inside `ns` if given)."""
+    with tempfile.NamedTemporaryFile("r") as rss:
+        full = ["/usr/bin/time", "-o", rss.name, "-f", "%M", *argv]
+        if ns:
+            full = ["ip", "netns", "exec", ns, *full]
+        t = time.perf_counter()
+        proc = subprocess.run(full, cwd=cwd, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - t
+        text = rss.read().strip().splitlines()
+    kib = int(text[-1]) if text and text[-1].isdigit() else 0
+    return wall, kib, proc.stdout
+
+
+def stats(xs: Sequence[float]) -> tuple[float, float, float]:
+    return statistics.median(xs), min(xs), max(xs)
+
+
+def fmt_s(x: float) -> str:
+    return f"{x * 1000:.1f} ms" if x < 1 else f"{x:.2f} s"
+
+
+class Table:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, ...]] = []
+
+    def add(
+        self,
+        row: str,
+        what: str,
+        xs: Sequence[float],
+        anchor: float | None,
+        goal: str,
+        extra: str = "",
+    ) -> None:
+        med, lo, hi = stats(xs)
+        ratio = f"{med / anchor:.2f}x" if anchor else "-"
+        self.rows.append((row, what, fmt_s(med), f"{fmt_s(lo)}-{fmt_s(hi)}", ratio, goal, extra))
+        print(
+            f"{row:28} {what:34} {fmt_s(med):>10} ({fmt_s(lo)}-{fmt_s(hi)}) {ratio:>7}  {extra}",
+            flush=True,
+        )
+
+    def markdown(self) -> str:
+        head = "| row | measured | median | min-max | ratio to anchor | goal | notes |\n|---|---|---|---|---|---|---|\n"
+        return head + "".join("| " + " | ".join(r) + " |\n" for r in self.rows)
+
+
+def bench_startup(t: Table, lab: Any, runs: int, tmp: Path) -> None:
+    prof = tmp / "sysctl-only.yaml"
+    prof.write_text(SYSCTL_ONLY)
+    ns = lab.ns("lan")
+    anchor = [timed([PY, "-c", "import pytest"], ns)[0] for _ in range(runs)]
+    t.add("start-up", "anchor: python -c 'import pytest'", anchor, None, "-")
+    a = stats(anchor)[0]
+    for label, path, goal in (
+        ("sysctl-only profile", str(prof), "< 0.5 s"),
+        ("lab-lan (packet-level)", "profiles/lab-lan.yaml", "< 0.8 s"),
+        ("sysctl-only, -p no:hypothesispytest", str(prof), "< 0.5 s"),
+        ("lab-lan, -p no:hypothesispytest", "profiles/lab-lan.yaml", "< 0.8 s"),
+    ):
+        extra_p = ["-p", "no:hypothesispytest"] if "hypothesis" in label else []
+        res = [
+            timed(
+                [
+                    PY,
+                    "-m",
+                    "pytest",
+                    "--profile",
+                    path,
+                    "--collect-only",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    *extra_p,
+                ],
+                ns,
+            )
+            for _ in range(runs)
+        ]
+        rss = statistics.median(r[1] for r in res) / 1024
+        t.add(
+            "start-up --collect-only",
+            label,
+            [r[0] for r in res],
+            a,
+            goal,
+            f"peak RSS {rss:.0f} MiB",
+        )
+
+
+def bench_probes(t: Table, lab: Any, runs: int) -> None:
+    ns = lab.ns("lan")
+    tools: dict[str, tuple[str, list[str]]] = {
+        "ra": ("rdisc6 -1 eth0", ["rdisc6", "-1", "eth0"]),
+        "dns": (
+            "dig AAAA @2001:db8:53::53",
+            ["dig", "+tries=1", "+time=2", "@2001:db8:53::53", "www.example.net", "AAAA"],
+        ),
+        "ntp": ("sntp 2001:db8:123::123", ["sntp", "-t", "2", "2001:db8:123::123"]),
+        "ping": (
+            "ping -6 -c1 2001:db8:80::80",
+            ["ping", "-6", "-c", "1", "-W", "2", "2001:db8:80::80"],
+        ),
+        "tcp": ("bash /dev/tcp connect", ["bash", "-c", "exec 3<>/dev/tcp/2001:db8:80::80/80"]),
+    }
+    names = {
+        "ra": "RS->RA",
+        "dns": "DNS AAAA/UDP",
+        "ntp": "SNTP",
+        "ping": "ICMPv6 echo",
+        "tcp": "TCP connect",
+    }
+    for kind, (label, argv) in tools.items():
+        tool = [timed(argv, ns)[0] for _ in range(runs)]
+        anchor = stats(tool)[0]
+        t.add(names[kind], f"anchor: {label}", tool, None, "-")
+        cold: list[float] = []
+        warm: list[float] = []
+        err = None
+        for _ in range(max(1, runs // 2)):
+            _, _, out = timed(
+                [PY, str(Path(__file__).resolve()), "--worker", kind, "--n", str(runs)], ns
+            )
+            try:
+                data = json.loads(out.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                err = f"worker failed: {out[-200:]}"
+                continue
+            cold.append(data["cold"])
+            warm.extend(data["warm"])
+            err = data["error"] or err
+        if not warm:
+            print(f"{kind}: {err}")
+            continue
+        note = f"probe error: {err}" if err else ""
+        goal = "<= anchor"
+        if kind == "ra":
+            goal = "listens the whole ra_listen window (3.5 s) by design: sees every router"
+        t.add(names[kind], "sixcheck run_plan, warm process", warm, anchor, goal, note)
+        t.add(names[kind], "sixcheck, fresh process (imports)", cold, anchor, "-", note)
+
+
+def bench_profiles(t: Table, lab: Any, runs: int, tmp: Path) -> None:
+    for node in ("gw", "lan", "out", "vpn"):
+        res = []
+        for i in range(runs):
+            res.append(
+                timed(
+                    [
+                        PY,
+                        "-m",
+                        "pytest",
+                        "--profile",
+                        f"profiles/lab-{node}.yaml",
+                        "--json-file",
+                        str(tmp / f"{node}{i}.json"),
+                        "--no-report",
+                        "-q",
+                        "-p",
+                        "no:cacheprovider",
+                    ],
+                    lab.ns(node),
+                )
+            )
+        data = json.loads((tmp / f"{node}0.json").read_text())
+        plan = data["probe_plan"]
+        rss = statistics.median(r[1] for r in res) / 1024
+        s = data["summary"]
+        t.add(
+            "whole profile, healthy lab",
+            f"lab-{node} in {node}",
+            [r[0] for r in res],
+            None,
+            "probe plan ~ its slowest probe",
+            f"peak RSS {rss:.0f} MiB; {plan['requests']} requests, plan {plan['seconds']:.2f} s; "
+            f"{s['passed']} passed {s['failed']} failed {s['skipped']} skipped",
+        )
+
+
+def bench_dead(t: Table, runs: int, tmp: Path) -> None:
+    from sixcheck.lab import netns
+
+    with netns.temp_netns("sxbdead") as ns:
+        for cmd in (  # eth0's peer swallows everything: IPv6 off there, no addresses
+            "ip link add eth0 type veth peer name void0",
+            "sysctl -qw net.ipv6.conf.void0.disable_ipv6=1",
+            "ip link set void0 up",
+            "ip link set eth0 address 02:00:00:00:01:10",
+            "ip link set eth0 up",
+            "ip -6 addr add 2001:db8:1:1::ff:fe00:110/64 dev eth0 nodad",
+            "ip -6 route add default via fe80::ff:fe00:101 dev eth0",
+            "ip -6 neigh replace fe80::ff:fe00:101 lladdr 02:00:00:00:01:01 dev eth0 nud permanent",
+        ):
+            netns.run(ns, cmd, check=True)
+        res = []
+        for i in range(runs):
+            out = tmp / f"dead{i}.json"
+            w, kib, _ = timed(
+                [
+                    PY,
+                    "-m",
+                    "pytest",
+                    "--profile",
+                    "profiles/lab-lan.yaml",
+                    "--json-file",
+                    str(out),
+                    "--no-report",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                ],
+                ns,
+            )
+            res.append((w, kib))
+        data = json.loads((tmp / "dead0.json").read_text())
+        s = data["summary"]
+        t.add(
+            "every target dead",
+            "lab-lan, eth0 leads nowhere (all packets vanish)",
+            [r[0] for r in res],
+            None,
+            "~ one timeout (ra_listen 3.5 s), not one per check; run deadline 30 s",
+            f"plan {data['probe_plan']['seconds']:.2f} s for {data['probe_plan']['requests']} requests; "
+            f"{s['failed']} failed {s['passed']} passed {s['skipped']} skipped",
+        )
+
+
+def machine() -> str:
+    import dns.version
+    import pydantic
+    import pyroute2
+    import pytest
+    import scapy
+
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        "?",
+    )
+    tools = []
+    for argv in (["nmap", "--version"], ["dig", "-v"], ["rdisc6", "-V"], ["ping", "-V"]):
+        p = subprocess.run(argv, capture_output=True, text=True, check=False)
+        tools.append(((p.stdout or p.stderr).strip().splitlines() or ["?"])[0])
+    return (
+        f"- machine: {platform.node()}, {os.cpu_count()} cores ({cpu}), kernel {platform.release()}, "
+        f"load average at start {os.getloadavg()[0]:.2f} (shared build machine)\n"
+        f"- Python {platform.python_version()}, pytest {pytest.__version__}, scapy {scapy.VERSION}, "
+        f"dnspython {dns.version.version}, pyroute2 {pyroute2.__version__}, pydantic {pydantic.VERSION}\n"
+        f"- tools: {'; '.join(tools)}\n"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--worker")
+    ap.add_argument("--n", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--no-audit", action="store_true")
+    ap.add_argument("--audit-runs", type=int, default=3)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    if args.worker:
+        worker(args.worker, args.n)
+        return
+    sys.path.insert(0, str(REPO))
+    from sixcheck.lab import Lab
+
+    t = Table()
+    env_machine = machine()
+    audit = ""
+    with tempfile.TemporaryDirectory() as d, Lab(os.environ.get("SIXCHECK_LAB", "bench")) as lab:
+        tmp = Path(d)
+        os.chmod(tmp, 0o755)
+        lab.up()
+        bench_startup(t, lab, args.runs, tmp)
+        bench_probes(t, lab, args.runs)
+        bench_profiles(t, lab, max(3, args.runs // 2), tmp)
+        bench_dead(t, max(3, args.runs // 2), tmp)
+    if not args.no_audit:
+        proc = subprocess.run(
+            [PY, str(REPO / "benchmarks" / "audit_vs_nmap.py"), "--runs", str(args.audit_runs)],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=REPO,
+        )
+        audit = proc.stdout.strip() or proc.stderr.strip()[-2000:]
+        print(audit)
+    if args.out:
+        args.out.write_text(
+            f"## Measured {time.strftime('%Y-%m-%d %H:%M %Z')}\n\n{env_machine}\n{t.markdown()}\n"
+            + (
+                f"### Outside audit: 64 hosts x 3 ports (benchmarks/audit_vs_nmap.py)\n\n```\n{audit}\n```\n"
+                if audit
+                else ""
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
