@@ -24,7 +24,7 @@ import socket
 import struct
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from . import sockio
@@ -126,17 +126,11 @@ class Echo(ProbeRequest[EchoResult]):
                     dont_fragment=r.dont_fragment,
                     error=f"echo crashed: {type(res).__name__}: {res}",
                 )
-            elif isinstance(res, EchoResult) and res.source in ifaces:
-                out[r] = _replace(res, interface=ifaces[res.source])
+            elif isinstance(res, EchoResult) and res.source is not None and res.source in ifaces:
+                out[r] = replace(res, interface=ifaces[res.source])
             else:
                 out[r] = res
         return out
-
-
-def _replace(obs: EchoResult, **kw: Any) -> EchoResult:
-    import dataclasses
-
-    return dataclasses.replace(obs, **kw)
 
 
 def _fam(dst: str) -> Literal["ipv6", "ipv4"]:
@@ -177,7 +171,7 @@ def open_echo_socket(family: int) -> tuple[socket.socket, str]:
 def _checksum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    s: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     s = (s >> 16) + (s & 0xFFFF)
     s += s >> 16
     return ~s & 0xFFFF
@@ -214,10 +208,10 @@ async def echo(
     """One echo exchange with up to `tries` attempts; see EchoResult."""
     family = sockio.family_of(dst)
     fam: Literal["ipv6", "ipv4"] = "ipv6" if family == socket.AF_INET6 else "ipv4"
-    base = {"dst": dst, "family": fam, "size": size, "dont_fragment": dont_fragment}
+    base = EchoResult(dst=dst, family=fam, size=size, dont_fragment=dont_fragment)
     hdr = IPV6_HDR if family == socket.AF_INET6 else IPV4_HDR
     if size < hdr + ICMP_HDR or size > 65535:
-        return EchoResult(**base, error=f"size {size} cannot hold an echo request")
+        return replace(base, error=f"size {size} cannot hold an echo request")
     try:
         sock, kind = open_echo_socket(family)
     except PermissionError as exc:
@@ -229,8 +223,8 @@ async def echo(
         try:
             sock.connect((dst, 0))
         except OSError as exc:
-            return EchoResult(
-                **base,
+            return replace(
+                base,
                 outcome="local-error",
                 socket_kind=kind,
                 error=f"cannot send to {dst}: {exc.strerror}",
@@ -240,7 +234,7 @@ async def echo(
         payload = (b"sixcheck" * ((size // 8) + 1))[: size - hdr - ICMP_HDR]
         sent_at = sockio.now_iso()
         attempt = 0
-        common = {**base, "socket_kind": kind, "source": source, "sent_at": sent_at}
+        common = replace(base, socket_kind=kind, source=source, sent_at=sent_at)
         while attempt < max(1, tries):
             attempt += 1
             seq = attempt
@@ -254,18 +248,18 @@ async def echo(
                 mtu = sockio.path_mtu(sock)
                 if exc.errno == errno.EMSGSIZE:
                     local = next((e for e, _ in errs if e.origin == "local"), None)
-                    return EchoResult(
-                        **common,
+                    return replace(
+                        common,
                         outcome="too-big-local",
                         attempts=attempt,
                         mtu=(local.info if local and local.info else mtu),
                     )
                 if errs:  # an earlier ICMP error surfaced on this send
-                    return EchoResult(
-                        **common, outcome="icmp-error", icmp=errs[0][0], attempts=attempt, mtu=mtu
+                    return replace(
+                        common, outcome="icmp-error", icmp=errs[0][0], attempts=attempt, mtu=mtu
                     )
-                return EchoResult(
-                    **common,
+                return replace(
+                    common,
                     outcome="local-error",
                     attempts=attempt,
                     mtu=mtu,
@@ -274,8 +268,8 @@ async def echo(
             got = await _await_answer(sock, family, kind, ident, attempt, t0, timeout)
             if got is not None:
                 outcome, icmp_err, addr, length = got
-                return EchoResult(
-                    **common,
+                return replace(
+                    common,
                     outcome=outcome,
                     icmp=icmp_err,
                     attempts=attempt,
@@ -284,7 +278,7 @@ async def echo(
                     reply_size=length + hdr if length else None,
                     mtu=sockio.path_mtu(sock),
                 )
-        return EchoResult(**common, outcome="timeout", attempts=attempt, mtu=sockio.path_mtu(sock))
+        return replace(common, outcome="timeout", attempts=attempt, mtu=sockio.path_mtu(sock))
 
 
 # ------------------------------------------------------------------------------- path MTU
@@ -335,27 +329,23 @@ class PathMtu(ProbeRequest[PathMtuResult]):
                 verdict="inconclusive",
             )
         assert isinstance(fits, EchoResult)
-        base = {"dst": self.dst, "mtu": self.mtu, "start": self.start, "fits": fits}
+        base = PathMtuResult(dst=self.dst, mtu=self.mtu, start=self.start, fits=fits)
         if not fits.answered:
-            return PathMtuResult(**base, verdict="path-broken")
+            return replace(base, verdict="path-broken")
         steps: list[EchoResult] = []
         size = self.start
         signalled: int | None = None
         for _ in range(self.max_steps):
             if size <= self.mtu:
-                return PathMtuResult(
-                    **base, steps=tuple(steps), verdict="ok", signalled_mtu=signalled
-                )
+                return replace(base, steps=tuple(steps), verdict="ok", signalled_mtu=signalled)
             step = await echo(self.dst, size, t, dont_fragment=True)
             assert isinstance(step, EchoResult)
             steps.append(step)
             if step.outcome == "reply":
-                return PathMtuResult(
-                    **base, steps=tuple(steps), verdict="ok", signalled_mtu=signalled
-                )
+                return replace(base, steps=tuple(steps), verdict="ok", signalled_mtu=signalled)
             if step.outcome == "timeout":
-                return PathMtuResult(
-                    **base,
+                return replace(
+                    base,
                     steps=tuple(steps),
                     verdict="blackhole",
                     blackhole_size=size,
@@ -367,16 +357,16 @@ class PathMtu(ProbeRequest[PathMtuResult]):
             elif step.icmp is not None and step.icmp.name == "packet-too-big":
                 nxt = step.icmp.info or step.mtu
             if not nxt or nxt >= size:
-                return PathMtuResult(
-                    **base,
+                return replace(
+                    base,
                     steps=tuple(steps),
                     verdict="inconclusive",
                     error=f"{step.summary()}: no smaller MTU to follow",
                 )
             signalled = nxt
             size = nxt
-        return PathMtuResult(
-            **base,
+        return replace(
+            base,
             steps=tuple(steps),
             verdict="inconclusive",
             error=f"still no answer after {self.max_steps} steps",
