@@ -25,9 +25,9 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 from .base import Observation, ProbeContext, ProbeFailed, ProbeRequest
 
@@ -508,7 +508,10 @@ def _with_note(d: RouteDecision, note: str) -> RouteDecision:
     return dataclasses.replace(d, note=f"{d.note}; {note}" if d.note else note)
 
 
-async def _in_thread(fn: Any, timeout: float) -> Any:
+T = TypeVar("T")
+
+
+async def _in_thread(fn: Callable[[], T], timeout: float) -> T:
     return await asyncio.wait_for(asyncio.to_thread(fn), timeout=timeout)
 
 
@@ -602,7 +605,7 @@ class NameEgress(ProbeRequest[NameRoutes]):
 
         async def one(r: NameEgress) -> Observation:
             label = f"resolver {r.resolver}" if r.resolver else NameRoutes.resolver
-            base = {"name": r.name, "family": r.family, "resolver": label}
+            base = NameRoutes(name=r.name, family=r.family, resolver=label)
             if r.resolver:
                 addrs, none, err = answers[r]
             else:
@@ -611,12 +614,12 @@ class NameEgress(ProbeRequest[NameRoutes]):
                         lambda: resolve_family(r.name, r.family), ctx.probe_timeout
                     )
                 except TimeoutError:
-                    return NameRoutes(
-                        **base,
+                    return replace(
+                        base,
                         error=f"resolving {r.name} did not finish within {ctx.probe_timeout:g} s",
                     )
             if err or not addrs:
-                return NameRoutes(**base, no_records=none, error=err)
+                return replace(base, no_records=none, error=err)
 
             def route_all() -> tuple[RouteDecision, ...]:
                 nl = Netlink()
@@ -628,10 +631,10 @@ class NameEgress(ProbeRequest[NameRoutes]):
             try:
                 decisions = await _in_thread(route_all, ctx.probe_timeout)
             except TimeoutError:
-                return NameRoutes(
-                    **base, addresses=tuple(addrs), error="route lookups did not finish in time"
+                return replace(
+                    base, addresses=tuple(addrs), error="route lookups did not finish in time"
                 )
-            return NameRoutes(**base, addresses=tuple(addrs), decisions=decisions)
+            return replace(base, addresses=tuple(addrs), decisions=decisions)
 
         results = await asyncio.gather(*(one(r) for r in reqs), return_exceptions=True)
         out: dict[ProbeRequest[Any], Observation] = {}
@@ -651,7 +654,7 @@ async def _query_resolvers(
     from .dns import DnsAnswer, DnsQuery
 
     queries = {
-        r: DnsQuery(r.resolver, r.name, "AAAA" if r.family == 6 else "A")  # type: ignore[arg-type]
+        r: DnsQuery(ipaddress.ip_address(r.resolver), r.name, "AAAA" if r.family == 6 else "A")
         for r in reqs
         if r.resolver
     }
@@ -853,7 +856,7 @@ def capture_batch(
             targets[r] = ([str(ip)], False, None)
         except ValueError:
             targets[r] = resolve_family(r.target, r.family)
-    addrs = sorted({a for a, _, _ in targets.values() for a in a})
+    addrs = sorted({a for found, _, _ in targets.values() for a in found})
     ports = sorted({r.port for r in reqs})
     ifaces = sorted({i for r in reqs for i in r.watch})
     out: dict[ProbeRequest[Any], Observation] = {}
