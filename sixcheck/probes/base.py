@@ -25,7 +25,7 @@ class Observation:
 
     def evidence(self) -> dict[str, Any]:
         """A JSON-ready view for reports; addresses and enums become strings."""
-        return _jsonable(dataclasses.asdict(self))
+        return _jsonable_dict(dataclasses.asdict(self))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,7 +77,7 @@ class ProbeRequest(Generic[O]):
 
     def describe(self) -> dict[str, Any]:
         """The request as evidence: kind plus its fields."""
-        return {"probe": type(self).__name__, **_jsonable(dataclasses.asdict(self))}
+        return {"probe": type(self).__name__, **_jsonable_dict(dataclasses.asdict(self))}
 
 
 def has_raw_sockets() -> bool:
@@ -94,9 +94,13 @@ def has_raw_sockets() -> bool:
     return False
 
 
+def _jsonable_dict(value: dict[Any, Any]) -> dict[str, Any]:
+    return {str(k): _jsonable(v) for k, v in value.items()}
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return _jsonable_dict(value)
     if isinstance(value, list | tuple | set | frozenset):
         items = [_jsonable(v) for v in value]
         return sorted(items, key=str) if isinstance(value, set | frozenset) else items

@@ -122,7 +122,7 @@ R = TypeVar("R", bound=Any)
 
 async def run_paced(
     reqs: Sequence[R],
-    fn: Callable[[R, sockio.Pacer], Awaitable[Observation]],
+    fn: Callable[[R, sockio.Pacer], Awaitable[PortResult]],
     on_crash: Callable[[R, str], Observation],
 ) -> dict[ProbeRequest[Any], Observation]:
     """Run `fn` for every request at once, under the smallest rate/concurrency they ask for,
@@ -132,7 +132,7 @@ async def run_paced(
     pace = sockio.pacer(min(r.rate for r in reqs))
     sem = asyncio.Semaphore(min(r.concurrency for r in reqs))
 
-    async def one(r: R) -> Observation:
+    async def one(r: R) -> PortResult:
         async with sem:
             return await fn(r, pace)
 
@@ -143,8 +143,8 @@ async def run_paced(
     for r, res in zip(reqs, results, strict=True):
         if isinstance(res, BaseException):
             out[r] = on_crash(r, f"probe crashed: {type(res).__name__}: {res}")
-        elif getattr(res, "source", None) in ifaces and getattr(res, "interface", 1) is None:
-            out[r] = dataclasses.replace(res, interface=ifaces[res.source])  # type: ignore[type-var]
+        elif res.source is not None and res.source in ifaces and res.interface is None:
+            out[r] = dataclasses.replace(res, interface=ifaces[res.source])
         else:
             out[r] = res
     return out
