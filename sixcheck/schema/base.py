@@ -49,7 +49,7 @@ def _ipv6(value: Any) -> ipaddress.IPv6Address:
         raise ValueError(f"{text!r} is not an IPv6 address") from None
     if addr.version != 6:
         raise ValueError(f"{text!r} is an IPv4 address; an IPv6 address is needed here")
-    return addr  # type: ignore[return-value]
+    return addr
 
 
 def _ipv4(value: Any) -> ipaddress.IPv4Address:

@@ -225,7 +225,8 @@ def _screen(text: str, file: str) -> None:
                         )
                     ]
                 )
-            size = sizes.get(ev.anchor, 1)  # an undefined alias is reported by the composer
+            # an undefined (or missing) alias is reported by the composer
+            size = sizes.get(ev.anchor, 1) if ev.anchor is not None else 1
         else:
             continue
         if stack:
