@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pluggy
 import pytest
 from _pytest._code.code import ReprFileLocation, TerminalRepr  # no public home for these
 
@@ -115,10 +116,11 @@ def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) 
     rootpath, inipath, inicfg = setup[0], setup[1], setup[2]
     if rootpath == early_config.rootpath and inipath == early_config.inipath:
         return
-    early_config._rootpath = rootpath  # type: ignore[attr-defined]  # no public setter exists
-    early_config._inipath = inipath  # type: ignore[attr-defined]
-    early_config._inicfg = inicfg  # type: ignore[attr-defined]
-    early_config._inicache.clear()  # type: ignore[attr-defined]
+    # no public setter exists for these
+    early_config._rootpath = rootpath
+    early_config._inipath = inipath
+    early_config._inicfg = inicfg
+    early_config._inicache.clear()
     args[:] = [*early_config.getini("addopts"), *args]
     ns.confcutdir = str(inipath.parent if inipath else rootpath)
 
@@ -390,9 +392,12 @@ def observe(
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pluggy.Result[pytest.TestReport], None]:
     outcome = yield
-    report: pytest.TestReport = outcome.get_result()
+    report = outcome.get_result()
+    # TestReport has no slot for plugin data; pytest's own docs set extra attributes like this
     report.sixcheck_area = _area_of(getattr(item, "module", None))  # type: ignore[attr-defined]
     if (
         report.failed
@@ -410,12 +415,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     attach = report.when == "call" or (report.when == "setup" and not report.passed)
     if not ev or not attach:
         return
-    report.sixcheck_evidence = ev  # type: ignore[attr-defined]
+    report.sixcheck_evidence = ev  # type: ignore[attr-defined]  # plugin data, as above
     item.user_properties.append(("sixcheck_evidence", render_evidence(ev, as_text=True)))
     try:
         from pytest_html import extras
     except ImportError:
         return
+    # pytest-html reads `extras` off the report; TestReport does not declare it
     report.extras = [*getattr(report, "extras", []), extras.html(render_evidence(ev))]  # type: ignore[attr-defined]
 
 
