@@ -95,7 +95,8 @@ def scan(report_dir: Path) -> list[Entry]:
     """Every finished run in the folder, oldest first."""
     entries = []
     for path in report_dir.glob("*.json"):
-        if not STEM.match(path.stem):
+        m = STEM.match(path.stem)
+        if not m:
             continue
         data = _read(path)
         if data is None:
@@ -107,7 +108,7 @@ def scan(report_dir: Path) -> list[Entry]:
         entries.append(
             Entry(
                 stem=path.stem,
-                profile=str(prof.get("name") or STEM.match(path.stem).group("profile")),  # type: ignore[union-attr]
+                profile=str(prof.get("name") or m.group("profile")),
                 started=str(data.get("started", "")),
                 json_path=path,
                 html_path=html_path if html_path.exists() else None,

@@ -140,7 +140,7 @@ class Results:
         return bl.compare(self.baseline, current, self.baseline_path or "")
 
     def as_json(self) -> dict[str, Any]:
-        doc = {
+        doc: dict[str, Any] = {
             "schema": SCHEMA,
             "profile": {
                 "name": self.loaded.name,
@@ -164,13 +164,14 @@ class Results:
             "fail_on": self.fail_on,
         }
         if self.loaded.profile.description:
-            doc["profile"]["description"] = self.loaded.profile.description  # type: ignore[index]
+            doc["profile"]["description"] = self.loaded.profile.description
         cmp = self.comparison()
         if cmp is not None:
             doc["baseline"] = cmp.as_json()
         elif self.baseline_note:
             doc["baseline"] = {"path": None, "note": self.baseline_note}
-        return redact_obj(json.loads(json.dumps(doc, default=str)))  # type: ignore[no-any-return]
+        out: dict[str, Any] = redact_obj(json.loads(json.dumps(doc, default=str)))  # still a dict
+        return out
 
     def finish(self, exitstatus: int) -> dict[str, Any]:
         """Record the end of the run and write the JSON; returns the document written."""

@@ -283,7 +283,7 @@ class DnsQuery(ProbeRequest[DnsAnswer]):
         kind = socket.SOCK_DGRAM if self.transport == "udp" else socket.SOCK_STREAM
         try:
             sock = await asyncio.wait_for(
-                backend.make_socket(af, kind, 0, None, dest, timeout),  # type: ignore[no-untyped-call]
+                backend.make_socket(af, kind, 0, None, dest, timeout),  # type: ignore[no-untyped-call]  # dnspython leaves it unannotated
                 timeout,
             )
         except TimeoutError as exc:
