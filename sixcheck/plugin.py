@@ -202,7 +202,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(
         _RunHooks(results, rotate_dir, keep, Path(prom) if prom else None), "sixcheck-run"
     )
-    _add_metadata(config, results)
 
 
 def _baseline(
@@ -467,8 +466,13 @@ class _RunHooks:
         self.keep = keep
         self.prometheus_file = prometheus_file
 
-    def pytest_sessionstart(self) -> None:
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.results.t0 = time.monotonic()
+        if not session.config.option.collectonly:
+            # before pytest-html reads its environment table; reading the vantage costs a
+            # netlink round and pyroute2's import, which --collect-only does not need
+            _add_metadata(session.config, self.results)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.results.add(report)

@@ -6,6 +6,7 @@ is for a person. Both carry the same outcomes and the evidence of every check.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import os
@@ -68,7 +69,6 @@ class Results:
         self.started = started
         self.json_path = json_path
         self.html_path = html_path
-        self.vantage: Vantage = read_vantage()
         self.has_raw = has_raw_sockets()
         self.checks: dict[str, CheckResult] = {}
         self.t0 = time.monotonic()
@@ -81,6 +81,11 @@ class Results:
         self.baseline_path: str | None = None
         self.baseline_note: str | None = None  # why there is no comparison (e.g. first run)
         self.fail_on = "failures"
+
+    @functools.cached_property
+    def vantage(self) -> Vantage:
+        """Read once, when a report first needs it (never for --collect-only)."""
+        return read_vantage()
 
     # ---- collecting
     def add(self, report: Any) -> None:

@@ -72,7 +72,7 @@ class ProbeRequest(Generic[O]):
                 out[req] = res
         return out
 
-    async def run_one(self, ctx: ProbeContext) -> O:
+    async def run_one(self, ctx: ProbeContext) -> O | ProbeUnavailable:
         raise NotImplementedError(f"{type(self).__name__} implements neither run_batch nor run_one")
 
     def describe(self) -> dict[str, Any]:

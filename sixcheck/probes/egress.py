@@ -30,23 +30,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from .base import Observation, ProbeContext, ProbeFailed, ProbeRequest
+from .netlink import RT_PROTO as PROTO_NAMES
+from .netlink import RT_TABLE as TABLE_NAMES
+from .netlink import RT_TYPE as ROUTE_TYPES
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-TABLE_NAMES = {253: "default", 254: "main", 255: "local"}
-ROUTE_TYPES = {
-    1: "unicast",
-    2: "local",
-    3: "broadcast",
-    4: "anycast",
-    5: "multicast",
-    6: "blackhole",
-    7: "unreachable",
-    8: "prohibit",
-    9: "throw",
-    10: "nat",
-}
 #: Route types that refuse the packet on this host: protected traffic "fails closed".
 CLOSED_KINDS = frozenset({"blackhole", "unreachable", "prohibit", "no-route"})
 #: What a failed `route get` means, by errno (IPv4 reports refusing routes as errors).
@@ -60,7 +50,6 @@ ROUTE_GET_ERRNO = {
 RULE_ACTIONS = {1: "lookup", 2: "goto", 3: "nop", 6: "blackhole", 7: "unreachable", 8: "prohibit"}
 FIB_RULE_INVERT = 0x2
 NO_SUPPRESS = 0xFFFFFFFF
-PROTO_NAMES = {2: "kernel", 3: "boot", 4: "static", 9: "ra", 16: "dhcp"}
 
 
 def table_name(table: int | None) -> str:

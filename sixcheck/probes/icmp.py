@@ -317,17 +317,12 @@ class PathMtu(ProbeRequest[PathMtuResult]):
     start: int = 1500
     max_steps: int = 4
 
-    async def run_one(self, ctx: ProbeContext) -> PathMtuResult:
+    async def run_one(self, ctx: ProbeContext) -> PathMtuResult | ProbeUnavailable:
         t = ctx.probe_timeout
         fits = await echo(self.dst, self.mtu, t, dont_fragment=True)
         if isinstance(fits, ProbeUnavailable):
-            return PathMtuResult(
-                dst=self.dst,
-                mtu=self.mtu,
-                start=self.start,
-                error=fits.error,
-                verdict="inconclusive",
-            )
+            # no ping socket and no CAP_NET_RAW: the check skips saying so, like other raw probes
+            return fits
         assert isinstance(fits, EchoResult)
         base = PathMtuResult(dst=self.dst, mtu=self.mtu, start=self.start, fits=fits)
         if not fits.answered:
