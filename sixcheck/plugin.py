@@ -177,7 +177,9 @@ def pytest_configure(config: pytest.Config) -> None:
     base = _baseline(config, loaded)
     json_file = config.getoption("json_file")
     html_path = None
-    if not config.getoption("no_report"):
+    # --collect-only probes nothing, so it reports nothing (and stays fast: no vantage read)
+    reports_off = config.getoption("no_report") or config.option.collectonly
+    if not reports_off:
         report_dir = Path(config.getoption("report_dir"))
         try:
             report_dir.mkdir(parents=True, exist_ok=True)
@@ -194,7 +196,7 @@ def pytest_configure(config: pytest.Config) -> None:
     results.fail_on = config.getoption("fail_on")
     results.baseline, results.baseline_path, results.baseline_note = base
     config.stash[RESULTS_KEY] = results
-    rotate_dir = None if config.getoption("no_report") else Path(config.getoption("report_dir"))
+    rotate_dir = None if reports_off else Path(config.getoption("report_dir"))
     keep = config.getoption("keep")
     if keep < 0:
         raise pytest.UsageError(f"--keep {keep}: give a number of reports, 0 to keep all")
@@ -485,6 +487,8 @@ class _RunHooks:
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         # runs before pytest-html's (trylast) final write, so the HTML shows the comparison
+        if session.config.option.collectonly:
+            return  # nothing ran: no results to write
         cmp = self.results.comparison()
         if (
             self.results.fail_on == "regressions"
