@@ -31,7 +31,11 @@ def _scenario(kind: str, breaks: set[str], checks: list[tuple[str, str]]) -> mat
         ("fault", {"dns"}, [("dns", "failed"), ("ntp", "failed")], "false-alarm"),
         ("fault", {"dns"}, [("dns", "passed")], "missed"),
         ("fault", {"dns"}, [("dns", "skipped"), ("ntp", "passed")], "pending"),
-        ("fault", {"dns", "ntp"}, [("ntp", "failed"), ("dns", "passed")], "detected"),
+        # only the cascade failed while the fault's own area passed: the cause went unnamed
+        ("fault", {"dns", "ntp"}, [("ntp", "failed"), ("dns", "passed")], "missed"),
+        ("fault", {"dns", "ntp"}, [("ntp", "failed"), ("dns", "failed")], "detected"),
+        # the own area has no checks in these profiles: a declared cascade still detects
+        ("fault", {"dns", "ntp"}, [("ntp", "failed")], "detected"),
     ],
 )
 def test_verdicts(kind: str, breaks: set[str], checks: list[tuple[str, str]], verdict: str) -> None:

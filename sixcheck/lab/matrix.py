@@ -5,7 +5,8 @@ that exists in ``profiles/`` is run inside its node with the sixcheck pytest plu
 results are compared with what the scenario declares:
 
 - ``ok``: healthy or a variant, and every check that ran passed;
-- ``detected``: some check of an area in the fault's ``breaks`` failed, and none outside it;
+- ``detected``: a check of the fault's own area failed (when that area has checks), no check
+  outside its ``breaks`` failed;
 - ``missed``: checks of the ``breaks`` areas ran, and none failed;
 - ``false-alarm``: a check outside ``breaks`` failed (for healthy/variants: any failure);
 - ``pending``: no check of any ``breaks`` area ran yet (the areas are named), so the fault is
@@ -115,6 +116,13 @@ class Scenario:
         if outside:
             self.verdict = "false-alarm"
             self.note = f"unexpected failures in: {', '.join(sorted(outside))}"
+        elif self.area in ran and self.area not in failed:
+            # a cascade alone (no RA, so no DNS) is not detection: the cause's own area must
+            # name it, or the operator is sent to the wrong layer
+            self.verdict = "missed"
+            self.note = f"no {self.area} check failed (only knock-on areas: " + (
+                f"{', '.join(sorted(failed & self.breaks)) or 'none'})"
+            )
         elif failed & self.breaks:
             self.verdict, self.note = "detected", ""
         elif ran & self.breaks:
@@ -126,11 +134,14 @@ class Scenario:
 
     def failed_ids(self) -> list[str]:
         """``profile: check`` for every failed check, shortened for the table."""
-        return [
-            f"{r.node}:{shorten(cid)}"
+        failed = [
+            (c.get("area") != self.area, r.node, str(c["id"]))
             for r in self.runs.values()
-            for cid in r.ids("failed", "error")
+            for c in r.checks
+            if c.get("outcome") in ("failed", "error")
         ]
+        # the fault's own area first: that is where the cause is named, the rest is cascade
+        return [f"{node}:{shorten(cid)}" for _, node, cid in sorted(failed, key=lambda f: f[0])]
 
     def to_json(self) -> dict[str, Any]:
         return {
