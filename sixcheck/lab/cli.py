@@ -46,7 +46,14 @@ def _parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("exec", help="run a command inside a node: exec NODE -- CMD ...")
     ex.add_argument("node", choices=t.NODES)
     ex.add_argument("cmd", nargs=argparse.REMAINDER)
-    sub.add_parser("demo", help="up, run the gateway profile inside gw, report, down")
+    demo = sub.add_parser("demo", help="up, run the gateway profile inside gw, report, down")
+    demo.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="break the site first, to see a failing report (e.g. accept-ra-ignored)",
+    )
     mx = sub.add_parser("matrix", help="run the lab profiles against healthy and every fault")
     mx.add_argument("--json", dest="json_file", default=None, metavar="FILE")
     mx.add_argument(
@@ -94,7 +101,7 @@ def _cmd_status(lab: Lab) -> int:
     return 0
 
 
-def _cmd_demo(lab: Lab) -> int:
+def _cmd_demo(lab: Lab, fault_names: Sequence[str] = ()) -> int:
     """The first minute: build the site, run the gateway profile inside gw, say where the HTML
     report is, tear down. The report goes to the repository's ``reports/`` (git-ignored), where
     a new user looks first."""
@@ -104,7 +111,7 @@ def _cmd_demo(lab: Lab) -> int:
     before = set(report_dir.glob("*.html"))
     print(f"building the lab site (instance {lab.instance}) ...", flush=True)
     with lab:
-        secs = lab.up()
+        secs = lab.up(faults=fault_names)
         print(
             f"lab up in {secs:.1f}s; running {profile.name} inside {lab.ns('gw')} ...", flush=True
         )
@@ -128,7 +135,7 @@ def _cmd_demo(lab: Lab) -> int:
         print(f"\nHTML report: {html[0]}")
     else:
         print(f"\nno HTML report was written in {report_dir}")
-    print(f"pytest exit code: {proc.returncode} (0: every check passed)")
+    print(f"pytest exit code: {proc.returncode} (0: every check passed, 1: some failed)")
     return proc.returncode
 
 
@@ -171,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 1
             return lab.exec(args.node, cmd, capture=False, timeout=None).returncode
         if args.command == "demo":
-            return _cmd_demo(lab)
+            return _cmd_demo(lab, args.fault)
         if args.command == "matrix":
             from sixcheck.lab import matrix
 
