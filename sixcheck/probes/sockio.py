@@ -199,6 +199,15 @@ def read_errqueue(sock: socket.socket) -> list[tuple[IcmpError, bytes]]:
 
 async def wait_readable(sock: socket.socket, timeout: float) -> bool:
     """Wait until `sock` is readable or has a queued error (EPOLLERR counts); False on timeout."""
+    return await _wait_ready(sock, timeout, writable=False)
+
+
+async def wait_writable(sock: socket.socket, timeout: float) -> bool:
+    """Wait until `sock` is writable (a non-blocking connect finished, either way)."""
+    return await _wait_ready(sock, timeout, writable=True)
+
+
+async def _wait_ready(sock: socket.socket, timeout: float, *, writable: bool) -> bool:
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[None] = loop.create_future()
     fd = sock.fileno()
@@ -207,14 +216,14 @@ async def wait_readable(sock: socket.socket, timeout: float) -> bool:
         if not fut.done():
             fut.set_result(None)
 
-    loop.add_reader(fd, ready)
+    (loop.add_writer if writable else loop.add_reader)(fd, ready)
     try:
         await asyncio.wait_for(fut, timeout=max(timeout, 0))
         return True
     except TimeoutError:
         return False
     finally:
-        loop.remove_reader(fd)
+        (loop.remove_writer if writable else loop.remove_reader)(fd)
 
 
 class Pacer:

@@ -154,25 +154,6 @@ def _fam(dst: str) -> Literal["ipv6", "ipv4"]:
     return "ipv6" if sockio.family_of(dst) == socket.AF_INET6 else "ipv4"
 
 
-async def _wait_writable(sock: socket.socket, timeout: float) -> bool:
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[None] = loop.create_future()
-    fd = sock.fileno()
-
-    def ready() -> None:
-        if not fut.done():
-            fut.set_result(None)
-
-    loop.add_writer(fd, ready)
-    try:
-        await asyncio.wait_for(fut, timeout=max(timeout, 0))
-        return True
-    except TimeoutError:
-        return False
-    finally:
-        loop.remove_writer(fd)
-
-
 def is_from(offender: str | None, dst: str) -> bool:
     """True when `offender` is the address `dst` (compared as addresses, not strings)."""
     import ipaddress
@@ -216,7 +197,7 @@ async def tcp_connect(
                     error=f"connect to {dst} port {port}: {exc.strerror}",
                 )
             source = sockio.local_source(sock) or source
-            done = await _wait_writable(sock, timeout)
+            done = await sockio.wait_writable(sock, timeout)
             rtt = (time.monotonic() - t0) * 1000
             common = {**base, "attempts": attempt, "sent_at": sent_at, "source": source}
             if not done:
