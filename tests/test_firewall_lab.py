@@ -86,7 +86,7 @@ def test_lan_outbound_passes_on_the_healthy_site(healthy: Lab, tmp_path: Path) -
     assert rc == 0, got
     assert set(got) == {
         f"test_outbound_allowed[{t.WEB6}-tcp-80]",
-        f"test_outbound_allowed[{t.RESOLVER6}-udp-53]",
+        f"test_outbound_allowed[{t.WEB6}-udp-{t.UDP_ECHO_PORT}]",
     }
 
 
@@ -136,4 +136,4 @@ def test_outbound_new_dropped_fails_outbound_claims(healthy: Lab, tmp_path: Path
     assert outcome == "failed"
     assert f"outbound TCP connection from here to [{t.WEB6}]:80/tcp failed: dropped" in msg, msg
     assert "--ctstate NEW -j ACCEPT" in msg
-    assert got[f"test_outbound_allowed[{t.RESOLVER6}-udp-53]"][0] == "failed"
+    assert got[f"test_outbound_allowed[{t.WEB6}-udp-{t.UDP_ECHO_PORT}]"][0] == "failed"

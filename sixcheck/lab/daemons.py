@@ -251,6 +251,12 @@ def http_responder(state: Path) -> Path:
     return path
 
 
+def udp_echo_argv(addr: str, port: int) -> list[str]:
+    """socat echoing every UDP datagram to [addr]:port back to its sender: an outside UDP
+    service of its own, so a firewall's outbound-UDP check does not lean on the resolver."""
+    return ["socat", "-T", "2", f"UDP6-RECVFROM:{port},bind=[{addr}],fork", "PIPE"]
+
+
 def tcp_service_argv(family: int, addr: str | None, port: int, responder: str) -> list[str]:
     """socat listening on TCP ``addr``:``port`` (all addresses if None), running ``responder``
     (a shell command) per connection. ``-T 5`` ends idle connections so none outlive a test."""

@@ -286,9 +286,9 @@ class ResolverDown(Fault):
 
     name = "resolver-down"
     area = "dns"
-    # Cascades in lab-lan: its NTP server is listed by name (ntp.example.net), and its firewall
-    # outbound_allow claim uses the resolver's udp/53 as the target whose reply must come back.
-    breaks = frozenset({"dns", "ntp", "firewall"})
+    # Cascades in lab-lan: its NTP server is listed by name (ntp.example.net). The firewall's
+    # outbound-UDP claim has a service of its own (udp/7 echo), so it is not broken by this.
+    breaks = frozenset({"dns", "ntp"})
     changes: ClassVar[Mapping[str, Any]] = {"resolver": "down"}
 
 
@@ -302,9 +302,9 @@ class ResolverIpv4Only(Fault):
 
     name = "resolver-ipv4-only"
     area = "dns"
-    # Cascades in lab-lan: its NTP server is listed by name (ntp.example.net), and its firewall
-    # outbound_allow claim uses the resolver's udp/53 as the target whose reply must come back.
-    breaks = frozenset({"dns", "ntp", "firewall"})
+    # Cascades in lab-lan: its NTP server is listed by name (ntp.example.net). The firewall's
+    # outbound-UDP claim has a service of its own (udp/7 echo), so it is not broken by this.
+    breaks = frozenset({"dns", "ntp"})
     changes: ClassVar[Mapping[str, Any]] = {"resolver": "ipv4-only"}
 
 

@@ -426,6 +426,7 @@ class Lab:
         http = f"sh {daemons.http_responder(sd)}"
         self._start("inet", "web6", daemons.tcp_service_argv(6, t.WEB6, 80, http))
         self._start("inet", "web4", daemons.tcp_service_argv(4, t.WEB4, 80, http))
+        self._start("inet", "udp-echo6", daemons.udp_echo_argv(t.WEB6, t.UDP_ECHO_PORT))
 
         if cfg.tunnel_far_end:
             self._start(

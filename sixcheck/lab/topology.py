@@ -95,6 +95,8 @@ RESOLVER6 = "2001:db8:53::53"
 RESOLVER4 = "203.0.113.100"
 NTP6 = "2001:db8:123::123"
 WEB6 = "2001:db8:80::80"
+#: UDP echo (socat) on the web address: the outside UDP service for outbound-allow checks.
+UDP_ECHO_PORT = 7
 WEB4 = "203.0.113.80"
 V4ONLY4 = "203.0.113.81"
 INTRANET6 = "2001:db8:10::10"
