@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from . import baseline as bl
-from .probes.base import has_raw_sockets
+from .probes.base import fields_table, has_raw_sockets
 from .schema import LoadedProfile
 from .secrets import redact, redact_obj
 from .vantage import Vantage, read_vantage
@@ -167,6 +167,8 @@ class Results:
             "areas": self.by_area(),
             "checks": [asdict(c) for c in self.checks.values()],
             "fail_on": self.fail_on,
+            # which observation fields are facts about the network: how to compare this run later
+            "observation_fields": fields_table(self._kinds()),
         }
         if self.loaded.profile.description:
             doc["profile"]["description"] = self.loaded.profile.description
@@ -177,6 +179,16 @@ class Results:
             doc["baseline"] = {"path": None, "note": self.baseline_note}
         out: dict[str, Any] = redact_obj(json.loads(json.dumps(doc, default=str)))  # still a dict
         return out
+
+    def _kinds(self) -> list[str]:
+        return sorted(
+            {
+                str(e["observation"].get("kind"))
+                for c in self.checks.values()
+                for e in c.evidence
+                if isinstance(e, dict) and isinstance(e.get("observation"), dict)
+            }
+        )
 
     def finish(self, exitstatus: int) -> dict[str, Any]:
         """Record the end of the run and write the JSON; returns the document written."""

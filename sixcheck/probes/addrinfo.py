@@ -11,7 +11,7 @@ import asyncio
 import socket
 from dataclasses import dataclass
 
-from .base import Observation, ProbeContext, ProbeRequest
+from .base import Fields, Observation, ProbeContext, ProbeRequest
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,6 +22,8 @@ class AddrOrder(Observation):
     addresses: tuple[str, ...] = ()
     families: tuple[int, ...] = ()  # 4 or 6, parallel to `addresses`
     no_records: bool = False
+
+    compared = Fields(stable=("error", "addresses", "families", "no_records"))
 
     @property
     def first(self) -> str | None:

@@ -10,22 +10,118 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 O = TypeVar("O", bound="Observation")  # noqa: E741 - conventional name for the observation type
 
 
+@dataclass(frozen=True)
+class Threshold:
+    """When a number about the network has changed in a way that means something.
+
+    Two values differ when they lie on different sides of one of `limits` (a lifetime reaching
+    0, an offset beyond NTP's 128 ms step), or when they are `step` or more apart. `magnitude`
+    compares absolute values (an offset of -2 s is as far off as +2 s). `profile_limit` names the
+    note a check records the profile's own bound under (`max_offset_s`): where the check's
+    evidence has it, it is one more limit. Every other wobble is this run's, not the network's.
+    """
+
+    limits: tuple[float, ...] = ()
+    step: float | None = None
+    magnitude: bool = False
+    profile_limit: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "limits": list(self.limits),
+            "step": self.step,
+            "magnitude": self.magnitude,
+            "profile_limit": self.profile_limit,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Threshold:
+        """Read what `as_json` wrote; anything unreadable compares by equality (no limits)."""
+        if not isinstance(data, dict):
+            return cls()
+        limits = tuple(float(x) for x in data.get("limits") or () if _is_number(x))
+        step: Any = data.get("step")
+        note = data.get("profile_limit")
+        return cls(
+            limits=limits,
+            step=float(step) if _is_number(step) else None,
+            magnitude=bool(data.get("magnitude")),
+            profile_limit=note if isinstance(note, str) else None,
+        )
+
+    def changed(self, before: Any, after: Any, extra_limits: Sequence[float] = ()) -> bool:
+        """True when the move from `before` to `after` means something (see the class doc)."""
+        if not (_is_number(before) and _is_number(after)):
+            return bool(before != after)
+        b, a = (abs(before), abs(after)) if self.magnitude else (before, after)
+        if any((b > lim) != (a > lim) for lim in (*self.limits, *extra_limits)):
+            return True
+        return self.step is not None and abs(after - before) >= self.step
+
+
+@dataclass(frozen=True)
+class Fields:
+    """Which fields of an observation describe the network and which only this run.
+
+    Only `stable` paths are compared between runs (a baseline, scheduled audits); `volatile` names
+    what is deliberately left out (source ports, timestamps, round trips, counters, lifetimes that
+    tick down, transaction ids), and any field named in neither is left out too, so a field added
+    later never turns into noise. A path is dotted (`icmp.offender`); through a list it gathers
+    every element's value (`answers.value`: the answer set). A path in `thresholds` is compared
+    with its Threshold instead of by equality.
+    """
+
+    stable: tuple[str, ...] = ()
+    volatile: tuple[str, ...] = ()
+    thresholds: Mapping[str, Threshold] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        """What a saved run carries so that a later comparison reads it without this code."""
+        return {
+            "stable": list(self.stable),
+            "thresholds": {k: t.as_json() for k, t in self.thresholds.items()},
+        }
+
+
 @dataclass(frozen=True, kw_only=True)
 class Observation:
-    """Base of every probe's result. `error` set means the probe could not tell."""
+    """Base of every probe's result. `error` set means the probe could not tell.
+
+    Each kind declares `compared` (see Fields): what a comparison between runs may look at.
+    """
 
     error: str | None = None
+
+    compared: ClassVar[Fields] = Fields(stable=("error",))
 
     def evidence(self) -> dict[str, Any]:
         """A JSON-ready view for reports; addresses and enums become strings."""
         return _jsonable_dict(dataclasses.asdict(self))
+
+
+def observation_kinds() -> dict[str, type[Observation]]:
+    """Every observation class imported so far, by the `kind` name the evidence carries."""
+    out: dict[str, type[Observation]] = {}
+    todo: list[type[Observation]] = [Observation]
+    while todo:
+        cls = todo.pop()
+        out.setdefault(cls.__name__, cls)
+        todo.extend(cls.__subclasses__())
+    return out
+
+
+def fields_table(kinds: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    """{kind: Fields.as_json()} for the results JSON, so a saved run says how to compare it."""
+    known = observation_kinds()
+    names = sorted(known) if kinds is None else [k for k in kinds if k in known]
+    return {k: known[k].compared.as_json() for k in names}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,6 +174,10 @@ class ProbeRequest(Generic[O]):
     def describe(self) -> dict[str, Any]:
         """The request as evidence: kind plus its fields."""
         return {"probe": type(self).__name__, **_jsonable_dict(dataclasses.asdict(self))}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def has_raw_sockets() -> bool:

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from .base import Observation, ProbeContext, ProbeFailed, ProbeRequest
+from .base import Fields, Observation, ProbeContext, ProbeFailed, ProbeRequest
 
 Transport = Literal["udp", "tcp"]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -82,6 +82,21 @@ class DnsAnswer(Observation):
     authority: tuple[DnsRecord, ...] = ()
     elapsed: float | None = None  # seconds from sending to the answer (or the failure)
     error_kind: ErrorKind | None = None
+
+    compared = Fields(
+        stable=(
+            "error",
+            "error_kind",
+            "responded",
+            "rcode",
+            "flags",
+            "answers.value",
+            "authority.rdtype",
+            "source",
+            "interface",
+        ),
+        volatile=("source_port", "elapsed", "answers.ttl", "authority.ttl"),
+    )
 
     def values(self, rdtype: str | None = None) -> list[str]:
         """The answer values of `rdtype` (default: the queried type), CNAMEs excluded."""
@@ -465,6 +480,8 @@ class HostResolvers(Observation):
     missing: tuple[str, ...] = ()
     effective: tuple[str, ...] = ()
     via_stub: bool = False
+
+    compared = Fields(stable=("error", "sources", "missing", "effective", "via_stub"))
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from .base import Observation, ProbeContext, ProbeFailed, ProbeRequest
+from .base import Fields, Observation, ProbeContext, ProbeFailed, ProbeRequest
 from .netlink import RT_PROTO as PROTO_NAMES
 from .netlink import RT_TABLE as TABLE_NAMES
 from .netlink import RT_TYPE as ROUTE_TYPES
@@ -259,6 +259,21 @@ class RouteDecision(Observation):
     rules_consulted: tuple[str, ...] = ()
     kernel: str = ""  # the raw answer of route get
     note: str | None = None
+
+    compared = Fields(
+        stable=(
+            "error",
+            "kind",
+            "interface",
+            "gateway",
+            "source",
+            "table",
+            "route",
+            "rule",
+            "note",
+        ),
+        volatile=("kernel", "rules_consulted"),
+    )
 
     @property
     def fails_closed(self) -> bool:
@@ -553,6 +568,10 @@ class NameRoutes(Observation):
     no_records: bool = False
     decisions: tuple[RouteDecision, ...] = ()
 
+    compared = Fields(
+        stable=("error", "addresses", "no_records", "decisions.{dst,kind,interface,gateway,source}")
+    )
+
 
 def resolve_family(name: str, family: int) -> tuple[list[str], bool, str | None]:
     """getaddrinfo for one family: (addresses in order, "the name has no such record", error)."""
@@ -676,6 +695,10 @@ class ResolverRoutes(Observation):
     via_stub: bool = False
     decisions: tuple[RouteDecision, ...] = ()
 
+    compared = Fields(
+        stable=("error", "servers", "via_stub", "decisions.{dst,kind,interface,gateway,source}")
+    )
+
 
 @dataclass(frozen=True)
 class ResolverEgress(ProbeRequest[ResolverRoutes]):
@@ -718,6 +741,8 @@ class LinkInfo(Observation):
     up: bool = False
     addresses: dict[int, tuple[str, ...]] = field(default_factory=dict)
     routes: dict[int, tuple[str, ...]] = field(default_factory=dict)
+
+    compared = Fields(stable=("error", "exists", "up", "addresses", "routes"))
 
     def carries(self, family: int) -> bool:
         return bool(self.routes.get(family))
@@ -793,6 +818,17 @@ class CaptureResult(Observation):
     no_records: bool = False
     probes: tuple[SentProbe, ...] = ()
     capture_errors: dict[str, str] = field(default_factory=dict)
+
+    compared = Fields(
+        stable=(
+            "error",
+            "no_records",
+            "watched",
+            "probes.{dst,source,send_error,seen_on}",
+            "capture_errors",
+        ),
+        volatile=("probes.summaries",),
+    )
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from . import sockio
-from .base import Observation, ProbeContext, ProbeRequest, ProbeUnavailable
+from .base import Fields, Observation, ProbeContext, ProbeRequest, ProbeUnavailable
 
 EchoOutcome = Literal["reply", "icmp-error", "too-big-local", "timeout", "local-error"]
 
@@ -64,6 +64,21 @@ class EchoResult(Observation):
     socket_kind: str | None = None  # "ping" (unprivileged) or "raw"
     attempts: int = 0
     sent_at: str | None = None
+
+    compared = Fields(
+        stable=(
+            "error",
+            "outcome",
+            "reply_from",
+            "icmp.name",
+            "icmp.offender",
+            "mtu",
+            "source",
+            "interface",
+            "socket_kind",
+        ),
+        volatile=("rtt_ms", "attempts", "sent_at", "reply_size"),
+    )
 
     @property
     def answered(self) -> bool:
@@ -303,6 +318,11 @@ class PathMtuResult(Observation):
     verdict: Literal["ok", "blackhole", "path-broken", "inconclusive"] | None = None
     blackhole_size: int | None = None
     signalled_mtu: int | None = None  # the MTU the network or this node told us
+
+    compared = Fields(
+        stable=("error", "mtu", "verdict", "blackhole_size", "signalled_mtu", "fits.outcome"),
+        volatile=("steps",),
+    )
 
 
 @dataclass(frozen=True)

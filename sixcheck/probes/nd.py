@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .base import Observation, ProbeContext, ProbeFailed, ProbeRequest
+from .base import Fields, Observation, ProbeContext, ProbeFailed, ProbeRequest, Threshold
 from .netlink import Netlink
 
 ALL_ROUTERS = "ff02::2"
@@ -206,6 +206,41 @@ class RaObservation(Observation):
     adverts: tuple[RouterAdvert, ...] = ()
     dropped: int = 0  # RAs beyond MAX_RAS, not decoded
 
+    compared = Fields(
+        stable=(
+            "error",
+            "adverts.router",
+            "adverts.mac",
+            "adverts.ip_hop_limit",
+            "adverts.cur_hop_limit",
+            "adverts.managed",
+            "adverts.other",
+            "adverts.preference",
+            "adverts.router_lifetime",
+            "adverts.prefixes.{prefix,on_link,autonomous}",
+            "adverts.prefixes.valid_lifetime",
+            "adverts.prefixes.preferred_lifetime",
+            "adverts.rdnss.servers",
+            "adverts.dnssl.domains",
+            "adverts.mtu",
+            "adverts.routes.{prefix,preference}",
+        ),
+        volatile=(
+            "rs_sent",
+            "listen_seconds",
+            "dropped",
+            "adverts.at",
+            "adverts.count",
+            "adverts.rdnss.lifetime",
+            "adverts.dnssl.lifetime",
+        ),
+        thresholds={
+            "adverts.router_lifetime": Threshold(limits=(0,)),
+            "adverts.prefixes.valid_lifetime": Threshold(limits=(0,)),
+            "adverts.prefixes.preferred_lifetime": Threshold(limits=(0,)),
+        },
+    )
+
 
 @dataclass(frozen=True)
 class RouterAdverts(ProbeRequest[RaObservation]):
@@ -346,6 +381,11 @@ class NeighborObservation(Observation):
     mac: str | None = None
     targets_from: str = "profile"  # or "default route"
     results: tuple[NeighborResult, ...] = ()
+
+    compared = Fields(
+        stable=("error", "results.{target,na_received,na_router,na_mac,echo_ok}"),
+        volatile=("results.na_rtt_ms", "results.cache_state"),
+    )
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .base import Observation, ProbeContext, ProbeFailed, ProbeRequest
+from .base import Fields, Observation, ProbeContext, ProbeFailed, ProbeRequest
 
 # IFA_F_* (linux/if_addr.h): the flags `ip -6 addr` prints.
 IFA_FLAGS: dict[int, str] = {
@@ -209,6 +209,18 @@ class AddressList(Observation):
     link: Link | None = None
     addresses: tuple[Address, ...] = ()
 
+    compared = Fields(
+        stable=(
+            "error",
+            "exists",
+            "link.up",
+            "link.mtu",
+            "addresses.{address,prefixlen,scope}",
+            "addresses.flags",
+        ),
+        volatile=("addresses.valid_lft", "addresses.preferred_lft"),
+    )
+
 
 @dataclass(frozen=True, kw_only=True)
 class RouteTable(Observation):
@@ -218,6 +230,10 @@ class RouteTable(Observation):
     table: int
     routes: tuple[Route, ...] = ()
 
+    compared = Fields(
+        stable=("error", "routes.{type,dst,gateway,dev,metric,pref}"), volatile=("routes.expires",)
+    )
+
     def defaults(self) -> list[Route]:
         return [r for r in self.routes if r.dst == "default" and r.type == "unicast"]
 
@@ -226,6 +242,8 @@ class RouteTable(Observation):
 class RuleList(Observation):
     family: str = "ipv6"
     rules: tuple[Rule, ...] = ()
+
+    compared = Fields(stable=("error", "rules.{priority,src,dst,table,fwmark,iif,oif,action}"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -241,12 +259,16 @@ class RouteLookup(Observation):
     gateway: str | None = None
     table: int | None = None
 
+    compared = Fields(stable=("error", "type", "dev", "source", "gateway", "table"))
+
 
 @dataclass(frozen=True, kw_only=True)
 class NeighborList(Observation):
     family: str = "ipv6"
     interface: str
     neighbors: tuple[Neighbor, ...] = ()
+
+    compared = Fields(stable=("error", "neighbors.router"), volatile=("neighbors.state",))
 
 
 # ------------------------------------------------------------------------------- requests

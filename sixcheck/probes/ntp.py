@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .base import Observation, ProbeContext, ProbeRequest
+from .base import Fields, Observation, ProbeContext, ProbeRequest, Threshold
 from .dns import _address_owners, _owner, _split_sockname
 
 NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900-01-01 (NTP era 0) to 1970-01-01
@@ -86,6 +86,40 @@ class NtpAnswer(Observation):
     t3: float | None = None
     t4: float | None = None
     error_kind: ErrorKind | None = None
+
+    compared = Fields(
+        stable=(
+            "error",
+            "error_kind",
+            "address",
+            "addresses",
+            "source",
+            "interface",
+            "responded",
+            "version",
+            "mode",
+            "stratum",
+            "leap",
+            "kiss_code",
+            "offset",
+        ),
+        volatile=(
+            "poll",
+            "precision",
+            "root_delay",
+            "root_dispersion",
+            "delay",
+            "rtt",
+            "t1",
+            "t2",
+            "t3",
+            "t4",
+            "refid",
+        ),
+        thresholds={
+            "offset": Threshold(limits=(0.128,), magnitude=True, profile_limit="max_offset_s")
+        },
+    )
 
     def where(self) -> str:
         addr = self.address or "?"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import Observation, ProbeContext, ProbeRequest
+from .base import Fields, Observation, ProbeContext, ProbeRequest
 
 PROC_SYS = Path("/proc/sys")
 
@@ -16,6 +16,8 @@ class SysctlValue(Observation):
     value: str | None = None
     interface_missing: bool = False
     ipv6_disabled_in_kernel: bool = False
+
+    compared = Fields(stable=("error", "value", "interface_missing", "ipv6_disabled_in_kernel"))
 
     def as_int(self) -> int | None:
         try:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from . import sockio
-from .base import Observation, ProbeContext, ProbeRequest
+from .base import Fields, Observation, ProbeContext, ProbeRequest
 
 PortState = Literal["open", "reset", "icmp", "dropped", "silent", "local-error"]
 
@@ -68,6 +68,19 @@ class PortResult(Observation):
     source: str | None = None
     interface: str | None = None
     sent_at: str | None = None
+
+    compared = Fields(
+        stable=(
+            "error",
+            "state",
+            "icmp.name",
+            "icmp.offender",
+            "from_target",
+            "source",
+            "interface",
+        ),
+        volatile=("rtt_ms", "attempts", "reply_bytes", "sent_at"),
+    )
 
     @property
     def target(self) -> str:
