@@ -14,7 +14,14 @@ from typing import Any
 
 from sixcheck.check import Simple, targets
 from sixcheck.probes.icmp import Echo, EchoResult, PathMtu, PathMtuResult
-from sixcheck.probes.netlink import AddressList, ReadAddresses, ReadRoutes, RouteTable
+from sixcheck.probes.netlink import (
+    AddressList,
+    ReadAddresses,
+    ReadRoutes,
+    RouteGet,
+    RouteLookup,
+    RouteTable,
+)
 from sixcheck.schema import Profile
 
 AREA = "tunnel"
@@ -172,16 +179,34 @@ def _path_mtu(p: Profile) -> Iterator[Simple]:
     if pm is not None:
         yield Simple(
             str(pm.target),
-            (PathMtu(str(pm.target), pm.mtu, pm.start),),
+            (PathMtu(str(pm.target), pm.mtu, pm.start), RouteGet(str(pm.target))),
             {"interface": p.tunnel.interface},
         )
 
 
 @targets(_path_mtu)
 def test_tunnel_path_mtu(target: Simple, observe: Observe, evidence: dict[str, Any]) -> None:
-    """A packet of the path MTU reaches the far target; anything larger is signalled (Packet Too
-    Big, or this node's own MTU), never silently lost."""
+    """A packet of the path MTU reaches the far target through the tunnel; anything larger is
+    signalled (Packet Too Big, or this node's own MTU), never silently lost."""
     name = target.data["interface"]
+    # a walk that left by another interface measured some other path: it proves nothing about
+    # the tunnel (a node without the tunnel interface passed through eth0)
+    route: RouteLookup = observe(target.requests[1])
+    evidence["route"] = (
+        f"{route.destination} via {route.gateway or 'on-link'} dev {route.dev}"
+        if route.error is None
+        else route.error
+    )
+    assert route.error is None, (
+        f"no route to {route.destination} ({route.error}): the path MTU through {name} cannot be "
+        f"measured; expected a route through {name} (is the tunnel up and its route set?)"
+    )
+    assert route.dev == name, (
+        f"the route to {route.destination} leaves by {route.dev} (via "
+        f"{route.gateway or 'on-link'}), not through {name}: the target is not routed through the "
+        f"tunnel, so its path MTU says nothing about {name}; add the route through {name} (ip -6 "
+        f"route add {route.destination} dev {name}) or check that the tunnel client is running"
+    )
     o: PathMtuResult = observe(target.requests[0])
     evidence["expected"] = (
         f"{o.mtu}-byte packets arrive; larger ones (from {o.start}) get Packet Too Big or are "
