@@ -1,0 +1,708 @@
+"""DHCPv6 on the wire: a Solicit (or Information-Request) from an interface's link-local address
+to ff02::1:2, and every Advertise (or Reply) that comes back during a window.
+
+Why it is read-only: a Solicit without Rapid Commit makes servers *offer* (Advertise) and allocate
+nothing; only a Request would take a lease, and this probe never sends one. Why on the wire: what a
+host's DHCPv6 client made of the answers can look right while a second (rogue) server answers too,
+or while the server answers and this node's own firewall throws the answer away. The reply to a
+multicast Solicit comes from the server's link-local address, so conntrack never saw its flow: a
+ruleset that accepts only RELATED,ESTABLISHED rejects it. The probe captures on a packet socket,
+which sees the answer before the firewall, and also sees the ICMPv6 error this node sends back when
+its firewall rejects the answer (or when no client listens on port 546): both are recorded.
+
+Decoding is a small TLV walk over the UDP payload rather than scapy's dissector, so that a
+malformed option becomes a named problem in the observation instead of an opaque Raw layer; scapy's
+DHCP6 layers build what is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import os
+import select
+import socket
+import struct
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .base import Observation, ProbeContext, ProbeFailed, ProbeRequest
+from .netlink import Netlink
+
+ALL_DHCP_AGENTS = "ff02::1:2"
+ALL_DHCP_AGENTS_MAC = "33:33:00:01:00:02"
+CLIENT_PORT = 546
+SERVER_PORT = 547
+ETH_P_IPV6 = 0x86DD
+#: Outgoing frames reach only ETH_P_ALL packet sockets: the node's own ICMPv6 errors need it.
+ETH_P_ALL = 0x0003
+PACKET_OUTGOING = 4
+#: A flood of answers must not grow the observation without bound.
+MAX_REPLIES = 64
+
+MSG_SOLICIT, MSG_ADVERTISE, MSG_REPLY, MSG_INFORMATION_REQUEST = 1, 2, 7, 11
+MESSAGES = {1: "solicit", 2: "advertise", 3: "request", 7: "reply", 11: "information-request"}
+
+OPT_CLIENTID, OPT_SERVERID, OPT_IA_NA, OPT_IAADDR = 1, 2, 3, 5
+OPT_ORO, OPT_PREFERENCE, OPT_ELAPSED, OPT_STATUS = 6, 7, 8, 13
+OPT_RAPID_COMMIT, OPT_USER_CLASS = 14, 15
+OPT_DNS, OPT_DOMAINS, OPT_IA_PD, OPT_IAPREFIX = 23, 24, 25, 26
+OPT_SNTP, OPT_NTP, OPT_BOOTFILE_URL, OPT_BOOTFILE_PARAM = 31, 56, 59, 60
+OPT_CLIENT_ARCH, OPT_INFO_REFRESH = 61, 82
+#: What the probe asks every server for (Option Request Option).
+DEFAULT_ORO = (OPT_DNS, OPT_DOMAINS, OPT_SNTP, OPT_NTP, OPT_BOOTFILE_URL, OPT_BOOTFILE_PARAM)
+
+STATUS_NAMES = {
+    0: "Success",
+    1: "UnspecFail",
+    2: "NoAddrsAvail",
+    3: "NoBinding",
+    4: "NotOnLink",
+    5: "UseMulticast",
+    6: "NoPrefixAvail",
+}
+#: IAIDs of the probe's own IAs ("sx" + 1/2): distinct from what a real client on the node uses.
+IAID_NA = 0x73780001
+IAID_PD = 0x73780002
+_DUID_NAMESPACE = uuid.UUID("5e3c6b0e-6c1d-4d55-9a2f-7369786368b6")
+
+
+# ------------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True, kw_only=True)
+class Status:
+    """A Status Code option: `NoPrefixAvail (6): no prefixes available`."""
+
+    code: int
+    name: str
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
+    def describe(self) -> str:
+        text = f"{self.name} ({self.code})"
+        return f"{text}: {self.message!r}" if self.message else text
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lease:
+    """One offered address (IAADDR) or prefix (IAPREFIX, written PREFIX/LEN)."""
+
+    value: str
+    preferred_lifetime: int
+    valid_lifetime: int
+    status: Status | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class IaOffer:
+    """One IA_NA or IA_PD in an answer: its timers, what it offers, or why it offers nothing."""
+
+    kind: str  # "IA_NA" | "IA_PD"
+    iaid: int
+    t1: int
+    t2: int
+    leases: tuple[Lease, ...] = ()
+    status: Status | None = None
+
+    def usable(self) -> tuple[Lease, ...]:
+        return tuple(x for x in self.leases if x.status is None or x.status.ok)
+
+    def failure(self) -> Status | None:
+        """The status that explains an IA without anything usable in it, if the server gave one."""
+        if self.status is not None and not self.status.ok:
+            return self.status
+        if not self.usable():
+            bad = [x.status for x in self.leases if x.status is not None and not x.status.ok]
+            return bad[0] if bad else None
+        return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dhcpv6Reply:
+    """One decoded Advertise or Reply: who sent it and everything sixcheck knows in it."""
+
+    message: str  # advertise | reply | other message names
+    server: str  # IPv6 source address (a link-local address unless relayed)
+    mac: str | None = None
+    server_duid: str | None = None  # hex bytes joined by ':'
+    echoes_client_id: bool = False
+    at: float = 0.0  # seconds after the first message was sent
+    preference: int | None = None
+    status: Status | None = None  # message-level status code
+    ias: tuple[IaOffer, ...] = ()
+    dns_servers: tuple[str, ...] = ()
+    domains: tuple[str, ...] = ()
+    ntp_servers: tuple[str, ...] = ()  # option 56: addresses, multicast groups and names
+    sntp_servers: tuple[str, ...] = ()
+    bootfile_url: str | None = None
+    bootfile_params: tuple[str, ...] = ()
+    info_refresh: int | None = None
+    other_options: tuple[int, ...] = ()
+    problems: tuple[str, ...] = ()  # malformed parts, each named
+    #: what this node sent back when the answer reached its kernel: an ICMPv6 error such as
+    #: "admin-prohibited" (its firewall rejected the answer) or "port-unreachable" (the answer
+    #: passed the firewall and no client listens on port 546); None: nothing was sent back
+    local_response: str | None = None
+    count: int = 1  # identical answers from this server during the window (retransmissions)
+
+    def ia(self, kind: str) -> list[IaOffer]:
+        return [i for i in self.ias if i.kind == kind]
+
+    def addresses(self) -> list[Lease]:
+        return [x for i in self.ia("IA_NA") for x in i.usable()]
+
+    def prefixes(self) -> list[Lease]:
+        return [x for i in self.ia("IA_PD") for x in i.usable()]
+
+    def label(self) -> str:
+        duid = f" (DUID {self.server_duid})" if self.server_duid else ""
+        return f"{self.server}{duid}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dhcpv6Observation(Observation):
+    """What one exchange on one interface saw: every answer to our transaction in the window."""
+
+    family: str = "ipv6"
+    interface: str
+    message: str = "solicit"  # what was sent: solicit | information-request
+    source: str | None = None  # the link-local address it was sent from
+    mac: str | None = None
+    client_duid: str | None = None
+    transaction_id: str | None = None
+    asked: tuple[str, ...] = ()  # IA_NA, IA_PD, ORO ..., client-arch 7, user-class iPXE
+    sent: int = 0
+    window: float = 0.0
+    replies: tuple[Dhcpv6Reply, ...] = ()
+    other_transactions: int = 0  # DHCPv6 answers to other clients seen meanwhile
+    dropped: int = 0  # answers beyond MAX_REPLIES
+    #: whether something on this node listens on UDP port 546 (a DHCPv6 client), read from
+    #: /proc/net/udp6: explains a missing port-unreachable
+    client_port_bound: bool | None = None
+
+    def servers(self) -> list[str]:
+        return list(dict.fromkeys(r.label() for r in self.replies))
+
+
+# ------------------------------------------------------------------------------- decoding
+
+
+def _hex(data: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in data)
+
+
+def _options(data: bytes, where: str, problems: list[str]) -> list[tuple[int, bytes]]:
+    """Walk DHCPv6 options (code, length, value); a truncated option ends the walk, named."""
+    out: list[tuple[int, bytes]] = []
+    pos = 0
+    while pos < len(data):
+        if len(data) - pos < 4:
+            problems.append(f"{where}: {len(data) - pos} stray byte(s) after the last option")
+            break
+        code, length = struct.unpack_from("!HH", data, pos)
+        if pos + 4 + length > len(data):
+            problems.append(
+                f"{where}: option {code} at byte {pos} claims {length} bytes, only "
+                f"{len(data) - pos - 4} left (truncated or malformed)"
+            )
+            break
+        out.append((code, data[pos + 4 : pos + 4 + length]))
+        pos += 4 + length
+    return out
+
+
+def _status(value: bytes, where: str, problems: list[str]) -> Status | None:
+    if len(value) < 2:
+        problems.append(f"{where}: status code option of {len(value)} bytes (needs 2)")
+        return None
+    code = struct.unpack_from("!H", value)[0]
+    msg = value[2:].decode("utf-8", errors="replace")
+    return Status(code=code, name=STATUS_NAMES.get(code, f"status-{code}"), message=msg)
+
+
+def _addresses(value: bytes, what: str, problems: list[str]) -> tuple[str, ...]:
+    if len(value) % 16:
+        problems.append(f"{what}: {len(value)} bytes is not a list of IPv6 addresses")
+        value = value[: len(value) - len(value) % 16]
+    return tuple(str(ipaddress.IPv6Address(value[i : i + 16])) for i in range(0, len(value), 16))
+
+
+def _names(value: bytes, what: str, problems: list[str]) -> tuple[str, ...]:
+    """DNS names in wire format, uncompressed (RFC 8415 10), as dotted text without the root dot."""
+    names: list[str] = []
+    labels: list[str] = []
+    pos = 0
+    while pos < len(value):
+        n = value[pos]
+        if n == 0:
+            names.append(".".join(labels).lower())
+            labels = []
+            pos += 1
+            continue
+        if n > 63 or pos + 1 + n > len(value):
+            problems.append(f"{what}: malformed name at byte {pos}")
+            return tuple(names)
+        labels.append(value[pos + 1 : pos + 1 + n].decode("ascii", errors="replace"))
+        pos += 1 + n
+    if labels:  # a partial name (no root label): RFC 8415 allows it; keep it as written
+        names.append(".".join(labels).lower())
+    return tuple(names)
+
+
+def _ia(code: int, value: bytes, problems: list[str]) -> IaOffer | None:
+    kind = "IA_NA" if code == OPT_IA_NA else "IA_PD"
+    if len(value) < 12:
+        problems.append(f"{kind}: {len(value)} bytes, shorter than its 12-byte header")
+        return None
+    iaid, t1, t2 = struct.unpack_from("!III", value)
+    leases: list[Lease] = []
+    status = None
+    where = f"{kind} {iaid:#x}"
+    for sub, sval in _options(value[12:], where, problems):
+        if sub == OPT_STATUS:
+            status = _status(sval, where, problems)
+        elif sub == OPT_IAADDR and kind == "IA_NA":
+            if len(sval) < 24:
+                problems.append(f"{where}: IAADDR of {len(sval)} bytes (needs 24)")
+                continue
+            pref, valid = struct.unpack_from("!II", sval, 16)
+            leases.append(_lease(str(ipaddress.IPv6Address(sval[:16])), pref, valid, sval[24:]))
+        elif sub == OPT_IAPREFIX and kind == "IA_PD":
+            if len(sval) < 25:
+                problems.append(f"{where}: IAPREFIX of {len(sval)} bytes (needs 25)")
+                continue
+            pref, valid, plen = struct.unpack_from("!IIB", sval)
+            if plen > 128:
+                problems.append(f"{where}: prefix length {plen} is more than 128")
+                continue
+            net = ipaddress.IPv6Network((ipaddress.IPv6Address(sval[9:25]), plen), strict=False)
+            leases.append(_lease(str(net), pref, valid, sval[25:]))
+    return IaOffer(kind=kind, iaid=iaid, t1=t1, t2=t2, leases=tuple(leases), status=status)
+
+
+def _lease(value: str, pref: int, valid: int, subopts: bytes) -> Lease:
+    problems: list[str] = []
+    status = None
+    for code, sval in _options(subopts, value, problems):
+        if code == OPT_STATUS:
+            status = _status(sval, value, problems)
+    return Lease(value=value, preferred_lifetime=pref, valid_lifetime=valid, status=status)
+
+
+def _ntp(value: bytes, problems: list[str]) -> tuple[str, ...]:
+    out: list[str] = []
+    for sub, sval in _options(value, "NTP server option", problems):
+        if sub in (1, 2):  # server address, multicast address
+            out.extend(_addresses(sval, "NTP server address", problems))
+        elif sub == 3:
+            out.extend(_names(sval, "NTP server name", problems))
+    return tuple(out)
+
+
+def decode_message(
+    payload: bytes, *, server: str = "", mac: str | None = None, client_duid: bytes | None = None
+) -> tuple[int | None, Dhcpv6Reply]:
+    """Decode a DHCPv6 message (the UDP payload): (transaction id, reply). Never raises: what
+    cannot be read is listed in `problems`, so a malformed answer is a clear failure, not a crash."""
+    problems: list[str] = []
+    if len(payload) < 4:
+        problems.append(f"DHCPv6 message of {len(payload)} bytes, shorter than its header")
+        return None, Dhcpv6Reply(
+            message="truncated", server=server, mac=mac, problems=tuple(problems)
+        )
+    mtype = payload[0]
+    xid = int.from_bytes(payload[1:4], "big")
+    fields: dict[str, Any] = {}
+    ias: list[IaOffer] = []
+    other: list[int] = []
+    for code, value in _options(payload[4:], "message", problems):
+        try:
+            if code == OPT_SERVERID:
+                fields["server_duid"] = _hex(value)
+            elif code == OPT_CLIENTID:
+                fields["echoes_client_id"] = client_duid is not None and value == client_duid
+            elif code in (OPT_IA_NA, OPT_IA_PD):
+                ia = _ia(code, value, problems)
+                if ia is not None:
+                    ias.append(ia)
+            elif code == OPT_STATUS:
+                fields["status"] = _status(value, "message", problems)
+            elif code == OPT_PREFERENCE:
+                if len(value) == 1:
+                    fields["preference"] = value[0]
+                else:
+                    problems.append(f"preference option of {len(value)} bytes (needs 1)")
+            elif code == OPT_DNS:
+                fields["dns_servers"] = _addresses(value, "DNS servers option", problems)
+            elif code == OPT_DOMAINS:
+                fields["domains"] = _names(value, "domain list option", problems)
+            elif code == OPT_SNTP:
+                fields["sntp_servers"] = _addresses(value, "SNTP servers option", problems)
+            elif code == OPT_NTP:
+                fields["ntp_servers"] = fields.get("ntp_servers", ()) + _ntp(value, problems)
+            elif code == OPT_BOOTFILE_URL:
+                fields["bootfile_url"] = value.decode("utf-8", errors="replace")
+            elif code == OPT_BOOTFILE_PARAM:
+                fields["bootfile_params"] = _params(value, problems)
+            elif code == OPT_INFO_REFRESH:
+                if len(value) == 4:
+                    fields["info_refresh"] = struct.unpack("!I", value)[0]
+                else:
+                    problems.append(f"information refresh time of {len(value)} bytes (needs 4)")
+            else:
+                other.append(code)
+        except (ValueError, struct.error, IndexError) as exc:  # belt and braces: never crash
+            problems.append(f"option {code}: {exc}")
+    reply = Dhcpv6Reply(
+        message=MESSAGES.get(mtype, f"type-{mtype}"),
+        server=server,
+        mac=mac,
+        ias=tuple(ias),
+        other_options=tuple(other),
+        problems=tuple(problems),
+        **fields,
+    )
+    return xid, reply
+
+
+def _params(value: bytes, problems: list[str]) -> tuple[str, ...]:
+    out: list[str] = []
+    pos = 0
+    while pos + 2 <= len(value):
+        n = struct.unpack_from("!H", value, pos)[0]
+        if pos + 2 + n > len(value):
+            problems.append("boot file parameters option: truncated parameter")
+            break
+        out.append(value[pos + 2 : pos + 2 + n].decode("utf-8", errors="replace"))
+        pos += 2 + n
+    return tuple(out)
+
+
+def merge_replies(replies: Sequence[Dhcpv6Reply]) -> tuple[Dhcpv6Reply, ...]:
+    """One entry per server and content: a retransmitted Solicit is answered twice."""
+    out: dict[Any, Dhcpv6Reply] = {}
+    for r in replies:
+        key = replace(r, at=0.0, count=1, local_response=None)
+        if key in out:
+            seen = out[key]
+            out[key] = replace(
+                seen, count=seen.count + 1, local_response=seen.local_response or r.local_response
+            )
+        else:
+            out[key] = r
+    return tuple(out.values())
+
+
+# ------------------------------------------------------------------------------- frames
+
+
+@dataclass(frozen=True)
+class _Frame:
+    outgoing: bool
+    src_mac: str
+    src: str
+    dst: str
+    next_header: int
+    l4: bytes
+
+
+def _parse_frame(data: bytes, pkttype: int) -> _Frame | None:
+    if len(data) < 14 + 40 or struct.unpack_from("!H", data, 12)[0] != ETH_P_IPV6:
+        return None
+    ip = data[14:]
+    plen = struct.unpack_from("!H", ip, 4)[0]
+    return _Frame(
+        outgoing=pkttype == PACKET_OUTGOING,
+        src_mac=_hex(data[6:12]),
+        src=str(ipaddress.IPv6Address(ip[8:24])),
+        dst=str(ipaddress.IPv6Address(ip[24:40])),
+        next_header=ip[6],
+        l4=ip[40 : 40 + plen],
+    )
+
+
+def _icmp_about(frame: _Frame) -> tuple[str, bytes] | None:
+    """An ICMPv6 error this node sent about a DHCPv6 answer: (name, the quoted DHCPv6 payload)."""
+    from .sockio import ICMP6_UNREACH_CODES
+
+    l4 = frame.l4
+    if frame.next_header != 58 or len(l4) < 8 + 48 or l4[0] != 1:
+        return None
+    quoted = l4[8:]
+    if quoted[6] != 17 or struct.unpack_from("!H", quoted, 42)[0] != CLIENT_PORT:
+        return None
+    return ICMP6_UNREACH_CODES.get(l4[1], f"unreachable-code-{l4[1]}"), quoted[48:]
+
+
+def client_port_bound() -> bool | None:
+    """Whether a socket on this node (its network namespace) is bound to UDP port 546."""
+    try:
+        with open("/proc/net/udp6", encoding="ascii") as fh:
+            lines = fh.readlines()[1:]
+    except OSError:
+        return None
+    return any(line.split()[1].endswith(f":{CLIENT_PORT:04X}") for line in lines if line.strip())
+
+
+def probe_duid(mac: str) -> bytes:
+    """The probe's own DUID (DUID-UUID, RFC 6355): stable per interface, never a real client's."""
+    return b"\x00\x04" + uuid.uuid5(_DUID_NAMESPACE, mac.lower()).bytes
+
+
+def build_message(
+    *,
+    information: bool,
+    xid: int,
+    duid: bytes,
+    elapsed_cs: int = 0,
+    ia_na: bool = False,
+    ia_pd: bool = False,
+    oro: Sequence[int] = DEFAULT_ORO,
+    client_arch: int | None = None,
+    user_class: str | None = None,
+) -> bytes:
+    """The DHCPv6 payload the probe sends, built with scapy's DHCP6 layers (no Rapid Commit)."""
+    from scapy.layers.dhcp6 import (
+        USER_CLASS_DATA,
+        DHCP6_InfoRequest,
+        DHCP6_Solicit,
+        DHCP6OptClientArchType,
+        DHCP6OptElapsedTime,
+        DHCP6OptIA_NA,
+        DHCP6OptIA_PD,
+        DHCP6OptOptReq,
+        DHCP6OptUnknown,
+        DHCP6OptUserClass,
+    )
+
+    msg: Any = DHCP6_InfoRequest(trid=xid) if information else DHCP6_Solicit(trid=xid)
+    msg = msg / DHCP6OptUnknown(optcode=OPT_CLIENTID, data=duid)
+    msg = msg / DHCP6OptElapsedTime(elapsedtime=min(elapsed_cs, 0xFFFF))
+    msg = msg / DHCP6OptOptReq(reqopts=list(oro))
+    if ia_na and not information:
+        msg = msg / DHCP6OptIA_NA(iaid=IAID_NA, T1=0, T2=0)
+    if ia_pd and not information:
+        msg = msg / DHCP6OptIA_PD(iaid=IAID_PD, T1=0, T2=0)
+    if client_arch is not None:
+        msg = msg / DHCP6OptClientArchType(archtypes=[client_arch])
+    if user_class is not None:
+        msg = msg / DHCP6OptUserClass(userclassdata=[USER_CLASS_DATA(data=user_class.encode())])
+    return bytes(msg)
+
+
+def _frame(mac: str, src: str, payload: bytes) -> bytes:
+    from scapy.layers.inet import UDP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Ether
+
+    pkt = (
+        Ether(src=mac, dst=ALL_DHCP_AGENTS_MAC)
+        / IPv6(src=src, dst=ALL_DHCP_AGENTS, hlim=1)
+        / UDP(sport=CLIENT_PORT, dport=SERVER_PORT)
+    )
+    return bytes(pkt / payload)
+
+
+# ------------------------------------------------------------------------------- probe
+
+
+@dataclass(frozen=True)
+class Dhcpv6Exchange(ProbeRequest[Dhcpv6Observation]):
+    """Solicit (or, with `information`, Information-Request) on `interface`; collect every
+    answer for `window` seconds. Never a Request: nothing is allocated on any server."""
+
+    interface: str
+    information: bool = False
+    ia_na: bool = False
+    ia_pd: bool = False
+    client_arch: int | None = None
+    user_class: str | None = None
+    window: float = 1.0
+    oro: tuple[int, ...] = field(default=DEFAULT_ORO)
+    needs_raw = True
+
+    @classmethod
+    async def run_batch(
+        cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
+    ) -> dict[ProbeRequest[Any], Observation]:
+        reqs = [r for r in requests if isinstance(r, Dhcpv6Exchange)]
+        results = await asyncio.gather(
+            *(
+                asyncio.wait_for(
+                    asyncio.to_thread(exchange, r), timeout=r.window + ctx.probe_timeout + 1
+                )
+                for r in reqs
+            ),
+            return_exceptions=True,
+        )
+        out: dict[ProbeRequest[Any], Observation] = {}
+        for req, res in zip(reqs, results, strict=True):
+            if isinstance(res, BaseException):
+                what = (
+                    "did not finish"
+                    if isinstance(res, TimeoutError)
+                    else f"{type(res).__name__}: {res}"
+                )
+                out[req] = ProbeFailed(error=f"DHCPv6 probe on {req.interface}: {what}")
+            else:
+                out[req] = res
+        return out
+
+    def asked(self) -> tuple[str, ...]:
+        parts = [k for k, on in (("IA_NA", self.ia_na), ("IA_PD", self.ia_pd)) if on]
+        parts.append("ORO " + ",".join(str(o) for o in self.oro))
+        if self.client_arch is not None:
+            parts.append(f"client-arch {self.client_arch}")
+        if self.user_class is not None:
+            parts.append(f"user-class {self.user_class}")
+        return tuple(parts)
+
+
+def _open(iface: str) -> socket.socket:
+    """A packet socket on `iface` that sees DHCPv6 answers to clients and ICMPv6 errors, in both
+    directions (this node's own ICMPv6 errors are how a firewall's reject shows)."""
+    from scapy.arch.linux import attach_filter
+
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    try:
+        bpf = f"ip6 and ((udp and dst port {CLIENT_PORT}) or (icmp6 and ip6[40] == 1))"
+        attach_filter(sock, bpf, iface)
+        sock.bind((iface, ETH_P_ALL))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def exchange(req: Dhcpv6Exchange) -> Dhcpv6Observation:
+    """Send the message from `req.interface`'s link-local address and collect answers."""
+    iface = req.interface
+    kind = "information-request" if req.information else "solicit"
+    with Netlink() as nl:
+        link = nl.link(iface)
+        ll = nl.link_local(iface) if link else None
+    base = Dhcpv6Observation(interface=iface, message=kind, asked=req.asked(), window=req.window)
+    if link is None:
+        return replace(base, error=f"interface {iface} does not exist on this node")
+    if not link.up:
+        return replace(base, mac=link.mac, error=f"interface {iface} is down")
+    if not link.mac:
+        return replace(
+            base,
+            error=f"{iface} has no link-layer address: the DHCPv6 probe sends Ethernet frames only",
+        )
+    mac = link.mac.lower()
+    if not ll:
+        return replace(
+            base, mac=mac, error=f"{iface} has no usable link-local address to send DHCPv6 from"
+        )
+    duid = probe_duid(mac)
+    xid = int.from_bytes(os.urandom(3), "big")
+    base = replace(
+        base,
+        source=ll,
+        mac=mac,
+        client_duid=_hex(duid),
+        transaction_id=f"{xid:06x}",
+        client_port_bound=client_port_bound(),
+    )
+    try:
+        sock = _open(iface)
+    except OSError as exc:
+        return replace(base, error=f"cannot open a packet socket on {iface}: {exc.strerror or exc}")
+    try:
+        return _run(req, sock, base, duid, xid, mac, ll)
+    finally:
+        sock.close()
+
+
+def _run(
+    req: Dhcpv6Exchange,
+    sock: socket.socket,
+    base: Dhcpv6Observation,
+    duid: bytes,
+    xid: int,
+    mac: str,
+    ll: str,
+) -> Dhcpv6Observation:
+    def message(elapsed_cs: int) -> bytes:
+        payload = build_message(
+            information=req.information,
+            xid=xid,
+            duid=duid,
+            elapsed_cs=elapsed_cs,
+            ia_na=req.ia_na,
+            ia_pd=req.ia_pd,
+            oro=req.oro,
+            client_arch=req.client_arch,
+            user_class=req.user_class,
+        )
+        return _frame(mac, ll, payload)
+
+    start = time.monotonic()
+    try:
+        sock.send(message(0))
+    except OSError as exc:
+        return replace(base, error=f"could not send the {base.message} on {req.interface}: {exc}")
+    sent = 1
+    retransmit_at = start + req.window / 2  # one retransmission, as a client's first RT would
+    seen: list[Dhcpv6Reply] = []
+    answers: dict[bytes, int] = {}  # answer payload -> index in seen (to pin ICMP errors)
+    others = dropped = 0
+    deadline = start + req.window
+    while (now := time.monotonic()) < deadline:
+        if sent == 1 and not seen and now >= retransmit_at:
+            with contextlib.suppress(OSError):
+                sock.send(message(int((now - start) * 100)))
+                sent = 2
+        wait_until = deadline if sent > 1 or seen else min(deadline, retransmit_at)
+        ready, _, _ = select.select([sock], [], [], max(0.0, wait_until - now))
+        if not ready:
+            continue
+        data, addr = sock.recvfrom(65535)
+        frame = _parse_frame(data, addr[2])
+        if frame is None:
+            continue
+        about = _icmp_about(frame) if frame.outgoing else None
+        if about is not None:
+            name, quoted = about
+            idx = next((i for p, i in answers.items() if quoted and p.startswith(quoted)), None)
+            if idx is not None and seen[idx].local_response is None:
+                seen[idx] = replace(seen[idx], local_response=name)
+            continue
+        if frame.outgoing or frame.next_header != 17 or len(frame.l4) < 8:
+            continue
+        sport, dport = struct.unpack_from("!HH", frame.l4)
+        if dport != CLIENT_PORT:
+            continue
+        payload = frame.l4[8:]
+        got_xid, reply = decode_message(
+            payload, server=frame.src, mac=frame.src_mac, client_duid=duid
+        )
+        if got_xid != xid:
+            others += 1
+            continue
+        if len(seen) >= MAX_REPLIES:
+            dropped += 1
+            continue
+        if sport != SERVER_PORT:
+            reply = replace(
+                reply, problems=(*reply.problems, f"sent from UDP port {sport}, not 547")
+            )
+        answers[payload] = len(seen)
+        seen.append(replace(reply, at=round(time.monotonic() - start, 4)))
+    return replace(
+        base,
+        sent=sent,
+        replies=merge_replies(seen),
+        other_transactions=others,
+        dropped=dropped,
+    )

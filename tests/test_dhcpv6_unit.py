@@ -1,0 +1,274 @@
+"""Area dhcpv6 without a network: Advertise decoding from scapy-built packets (status codes,
+several servers, IA_PD with several prefixes, malformed options), and the probe's receive loop
+over a fake packet socket (several servers, this node's ICMPv6 errors pinned to the answer)."""
+
+from __future__ import annotations
+
+import socket
+import struct
+from typing import Any
+
+import pytest
+
+from sixcheck.probes import dhcpv6 as d
+
+CLIENT_MAC = "02:00:00:00:01:10"
+CLIENT_LL = "fe80::ff:fe00:110"
+DUID = d.probe_duid(CLIENT_MAC)
+
+
+def _opts(*opts: Any) -> Any:
+    from scapy.layers.dhcp6 import DUID_LL, DHCP6OptClientId, DHCP6OptServerId
+
+    out: Any = DHCP6OptClientId(duid=DUID_LL(lladdr="00:00:00:00:00:00"))
+    out = out / DHCP6OptServerId(duid=DUID_LL(lladdr="02:00:00:00:00:01"))
+    for o in opts:
+        out = out / o
+    return out
+
+
+def _advertise(xid: int, *opts: Any, reply: bool = False) -> bytes:
+    from scapy.layers.dhcp6 import DHCP6_Advertise, DHCP6_Reply
+
+    msg: Any = DHCP6_Reply(trid=xid) if reply else DHCP6_Advertise(trid=xid)
+    return bytes(msg / _opts(*opts))
+
+
+def test_advertise_with_addresses_prefixes_and_options() -> None:
+    from scapy.layers.dhcp6 import (
+        DHCP6OptDNSDomains,
+        DHCP6OptDNSServers,
+        DHCP6OptIA_NA,
+        DHCP6OptIA_PD,
+        DHCP6OptIAAddress,
+        DHCP6OptIAPrefix,
+        DHCP6OptPref,
+        DHCP6OptSNTPServers,
+    )
+
+    raw = _advertise(
+        0xABCDEF,
+        DHCP6OptIA_NA(
+            iaid=1, T1=1000, T2=2000, ianaopts=[DHCP6OptIAAddress(addr="2001:db8::1000")]
+        ),
+        DHCP6OptIA_PD(
+            iaid=2,
+            T1=1000,
+            T2=2000,
+            iapdopt=[
+                DHCP6OptIAPrefix(prefix="2001:db8:100::", plen=48, preflft=300, validlft=600),
+                DHCP6OptIAPrefix(prefix="2001:db8:101::", plen=48, preflft=300, validlft=600),
+            ],
+        ),
+        DHCP6OptDNSServers(dnsservers=["2001:db8:53::53", "2001:db8:53::54"]),
+        DHCP6OptDNSDomains(dnsdomains=["lan.example.net", "Example.NET"]),
+        DHCP6OptSNTPServers(sntpservers=["2001:db8:123::123"]),
+        DHCP6OptPref(prefval=255),
+    )
+    xid, r = d.decode_message(raw, server="fe80::1")
+    assert xid == 0xABCDEF
+    assert r.message == "advertise"
+    assert not r.problems
+    assert r.server_duid == "00:03:00:01:02:00:00:00:00:01"
+    assert [x.value for x in r.addresses()] == ["2001:db8::1000"]
+    assert [x.value for x in r.prefixes()] == ["2001:db8:100::/48", "2001:db8:101::/48"]
+    assert r.prefixes()[0].preferred_lifetime == 300
+    assert r.ia("IA_PD")[0].t1 == 1000
+    assert r.ia("IA_PD")[0].failure() is None
+    assert r.dns_servers == ("2001:db8:53::53", "2001:db8:53::54")
+    assert r.domains == ("lan.example.net", "example.net")
+    assert r.sntp_servers == ("2001:db8:123::123",)
+    assert r.preference == 255
+
+
+@pytest.mark.parametrize(
+    ("kind", "code", "name"), [("IA_NA", 2, "NoAddrsAvail"), ("IA_PD", 6, "NoPrefixAvail")]
+)
+def test_status_codes_in_ias(kind: str, code: int, name: str) -> None:
+    from scapy.layers.dhcp6 import DHCP6OptIA_NA, DHCP6OptIA_PD, DHCP6OptStatusCode
+
+    status = DHCP6OptStatusCode(statuscode=code, statusmsg=b"none left")
+    ia = (
+        DHCP6OptIA_NA(iaid=1, ianaopts=[status])
+        if kind == "IA_NA"
+        else DHCP6OptIA_PD(iaid=1, iapdopt=[status])
+    )
+    _, r = d.decode_message(_advertise(1, ia))
+    (offer,) = r.ia(kind)
+    failure = offer.failure()
+    assert failure is not None
+    assert failure.name == name
+    assert failure.code == code
+    assert failure.describe() == f"{name} ({code}): 'none left'"
+    assert not r.addresses()
+    assert not r.prefixes()
+
+
+def test_message_level_status_and_bootfile() -> None:
+    from scapy.layers.dhcp6 import DHCP6OptBootFileUrl, DHCP6OptStatusCode
+
+    _, r = d.decode_message(
+        _advertise(
+            7,
+            DHCP6OptStatusCode(statuscode=5, statusmsg=b"use multicast"),
+            DHCP6OptBootFileUrl(optdata=b"http://[2001:db8::1]/ipxe.efi"),
+            reply=True,
+        )
+    )
+    assert r.message == "reply"
+    assert r.status is not None
+    assert r.status.name == "UseMulticast"
+    assert r.bootfile_url == "http://[2001:db8::1]/ipxe.efi"
+
+
+def test_ntp_suboptions() -> None:
+    # option 56: suboption 1 (address) and 3 (FQDN), as Kea sends them
+    sub1 = struct.pack("!HH", 1, 16) + socket.inet_pton(socket.AF_INET6, "2001:db8:123::123")
+    name = b"\x03ntp\x07example\x03net\x00"
+    sub3 = struct.pack("!HH", 3, len(name)) + name
+    opt = struct.pack("!HH", 56, len(sub1 + sub3)) + sub1 + sub3
+    _, r = d.decode_message(b"\x02\x00\x00\x09" + opt)
+    assert r.ntp_servers == ("2001:db8:123::123", "ntp.example.net")
+    assert not r.problems
+
+
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [
+        (b"\x02\x00", "shorter than its header"),
+        (b"\x02\x00\x00\x01" + struct.pack("!HH", 23, 40) + b"\x00" * 8, "claims 40 bytes"),
+        (b"\x02\x00\x00\x01" + struct.pack("!HH", 23, 10) + b"\x00" * 10, "not a list of IPv6"),
+        (b"\x02\x00\x00\x01" + struct.pack("!HH", 25, 4) + b"\x00" * 4, "shorter than its 12-byte"),
+        (
+            b"\x02\x00\x00\x01"
+            + struct.pack("!HH", 25, 16)
+            + b"\x00" * 12
+            + struct.pack("!HH", 26, 30),
+            "claims 30 bytes",
+        ),
+        (b"\x02\x00\x00\x01" + struct.pack("!HH", 24, 3) + b"\x05ab", "malformed name"),
+        (b"\x02\x00\x00\x01" + struct.pack("!HH", 7, 2) + b"\x00\x01", "preference option"),
+        (b"\x02\x00\x00\x01" + struct.pack("!HH", 13, 1) + b"\x00", "status code option"),
+        (b"\x02\x00\x00\x01\x00\x17\x00", "stray byte"),
+    ],
+)
+def test_malformed_options_are_named_problems(payload: bytes, problem: str) -> None:
+    _, r = d.decode_message(payload, server="fe80::66")
+    assert r.problems, "a malformed answer must carry a named problem"
+    assert any(problem in p for p in r.problems), r.problems
+
+
+def test_echoed_client_id() -> None:
+    from scapy.layers.dhcp6 import DHCP6_Advertise, DHCP6OptUnknown
+
+    raw = bytes(DHCP6_Advertise(trid=1) / DHCP6OptUnknown(optcode=1, data=DUID))
+    assert d.decode_message(raw, client_duid=DUID)[1].echoes_client_id
+    assert not d.decode_message(raw, client_duid=b"\x00\x04other")[1].echoes_client_id
+
+
+def test_built_solicit_has_no_rapid_commit_and_asks_what_profile_wants() -> None:
+    raw = d.build_message(
+        information=False,
+        xid=5,
+        duid=DUID,
+        ia_na=True,
+        ia_pd=True,
+        client_arch=7,
+        user_class="iPXE",
+    )
+    assert raw[0] == d.MSG_SOLICIT
+    assert raw[1:4] == b"\x00\x00\x05"
+    codes = [c for c, _ in d._options(raw[4:], "t", [])]
+    assert d.OPT_RAPID_COMMIT not in codes
+    assert {d.OPT_IA_NA, d.OPT_IA_PD, d.OPT_CLIENT_ARCH, d.OPT_USER_CLASS, d.OPT_ORO} <= set(codes)
+    info = d.build_message(information=True, xid=5, duid=DUID, ia_na=True)
+    assert info[0] == d.MSG_INFORMATION_REQUEST
+    assert d.OPT_IA_NA not in [c for c, _ in d._options(info[4:], "t", [])]
+
+
+# ------------------------------------------------------------------------------- receive loop
+
+
+def _eth(src_mac: str, src: str, dst: str, nh: int, l4: bytes) -> bytes:
+    ip = struct.pack("!IHBB", 6 << 28, len(l4), nh, 64)
+    ip += socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst)
+    macs = bytes.fromhex(CLIENT_MAC.replace(":", "")) + bytes.fromhex(src_mac.replace(":", ""))
+    return macs + b"\x86\xdd" + ip + l4
+
+
+def _udp(payload: bytes, sport: int = 547, dport: int = 546) -> bytes:
+    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+class FakePacketSocket:
+    """Answers each frame the probe sends with the frames `respond(sent_payload)` returns."""
+
+    def __init__(self, respond: Any) -> None:
+        self.a, self.b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.respond = respond
+        self.sent: list[bytes] = []
+
+    def fileno(self) -> int:
+        return self.a.fileno()
+
+    def send(self, frame: bytes) -> int:
+        self.sent.append(frame)
+        dhcp = frame[14 + 40 + 8 :]
+        for pkttype, data in self.respond(dhcp):
+            self.b.send(bytes([pkttype]) + data)
+        return len(frame)
+
+    def recvfrom(self, n: int) -> tuple[bytes, tuple[Any, ...]]:
+        data = self.a.recv(n)
+        return data[1:], ("eth0", 0x86DD, data[0], 1, b"")
+
+
+def _observe(respond: Any, window: float = 0.3, **kw: Any) -> d.Dhcpv6Observation:
+    req = d.Dhcpv6Exchange("eth0", window=window, **kw)
+    base = d.Dhcpv6Observation(interface="eth0", asked=req.asked(), window=window)
+    sock: Any = FakePacketSocket(respond)
+    try:
+        return d._run(req, sock, base, DUID, 0x010203, CLIENT_MAC, CLIENT_LL)
+    finally:
+        sock.a.close()
+        sock.b.close()
+
+
+def test_receive_loop_keeps_every_server_and_pins_local_rejects() -> None:
+    from scapy.layers.dhcp6 import DHCP6OptIA_PD, DHCP6OptIAPrefix
+
+    def respond(sent: bytes) -> list[tuple[int, bytes]]:
+        xid = int.from_bytes(sent[1:4], "big")
+        good = _advertise(
+            xid, DHCP6OptIA_PD(iaid=2, iapdopt=[DHCP6OptIAPrefix(prefix="2001:db8:1::", plen=48)])
+        )
+        rogue = _advertise(xid) + struct.pack("!HH", 23, 3) + b"bad"
+        frames = [
+            (0, _eth("02:00:00:00:00:01", "fe80::1", CLIENT_LL, 17, _udp(good))),
+            (0, _eth("02:00:00:00:00:66", "fe80::66", CLIENT_LL, 17, _udp(rogue))),
+            (0, _eth("02:00:00:00:00:01", "fe80::1", CLIENT_LL, 17, _udp(_advertise(xid ^ 1)))),
+        ]
+        # this node's firewall rejects the first answer: ICMPv6 admin-prohibited quoting it
+        quoted = frames[0][1][14:]
+        icmp = struct.pack("!BBHI", 1, 1, 0, 0) + quoted
+        frames.append((d.PACKET_OUTGOING, _eth(CLIENT_MAC, CLIENT_LL, "fe80::1", 58, icmp)))
+        return frames
+
+    obs = _observe(respond, ia_pd=True)
+    assert obs.sent == 1
+    assert obs.error is None
+    assert [r.server for r in obs.replies] == ["fe80::1", "fe80::66"]
+    assert obs.other_transactions == 1
+    good, rogue = obs.replies
+    assert good.local_response == "admin-prohibited"
+    assert [p.value for p in good.prefixes()] == ["2001:db8:1::/48"]
+    assert rogue.local_response is None
+    assert any("not a list" in p for p in rogue.problems)
+
+
+def test_receive_loop_retransmits_once_when_nothing_comes_back() -> None:
+    obs = _observe(lambda sent: [], window=0.2)
+    assert obs.sent == 2
+    assert obs.replies == ()
+    assert obs.error is None
+    assert obs.evidence()["replies"] == []
