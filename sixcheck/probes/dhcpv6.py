@@ -28,9 +28,9 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
-from .base import Observation, ProbeContext, ProbeFailed, ProbeRequest
+from .base import Fields, Observation, ProbeContext, ProbeFailed, ProbeRequest, Threshold
 from .netlink import Netlink
 
 ALL_DHCP_AGENTS = "ff02::1:2"
@@ -187,6 +187,42 @@ class Dhcpv6Observation(Observation):
     #: whether something on this node listens on UDP port 546 (a DHCPv6 client), read from
     #: /proc/net/udp6: explains a missing port-unreachable
     client_port_bound: bool | None = None
+
+    compared: ClassVar[Fields] = Fields(
+        stable=(
+            "error",
+            "interface",
+            "message",
+            "source",
+            "replies.{server,server_duid,message}",
+            "replies.status.name",
+            "replies.ias.{kind,status}",
+            "replies.ias.leases.{value,status}",
+            "replies.ias.leases.valid_lifetime",
+            "replies.dns_servers",
+            "replies.domains",
+            "replies.ntp_servers",
+            "replies.sntp_servers",
+            "replies.bootfile_url",
+            "replies.bootfile_params",
+            "replies.problems",
+            "replies.local_response",
+        ),
+        volatile=(
+            "transaction_id",
+            "sent",
+            "window",
+            "other_transactions",
+            "dropped",
+            "client_port_bound",
+            "replies.at",
+            "replies.count",
+            "replies.ias.t1",
+            "replies.ias.t2",
+            "replies.ias.leases.preferred_lifetime",
+        ),
+        thresholds={"replies.ias.leases.valid_lifetime": Threshold(limits=(0,))},
+    )
 
     def servers(self) -> list[str]:
         return list(dict.fromkeys(r.label() for r in self.replies))
