@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import errno
 import ipaddress
+import re
 import socket
 import time
 from collections.abc import Sequence
@@ -30,25 +31,51 @@ LEAP_TEXT = {
     2: "last minute of the day has 59 seconds",
     3: "alarm: clock not synchronised",
 }
-#: RFC 5905 section 7.4: what a Kiss-o'-Death code asks of the client.
-KISS_CODES = {
-    "DENY": "access denied: stop querying this server",
-    "RSTR": "access restricted: stop querying this server",
-    "RATE": "rate exceeded: query less often",
-    "INIT": "the server's association is not yet synchronised",
-    "STEP": "the server's clock is being stepped",
-    "AUTH": "server authentication failed",
-    "AUTO": "autokey sequence failed",
-    "CRYP": "cryptographic authentication failed",
-    "NKEY": "no key found",
-    "ACST": "the association belongs to a unicast server",
-    "BCST": "the association belongs to a broadcast server",
-    "MCST": "the association belongs to a manycast server",
-    "DROP": "lost peer in symmetric mode",
-    "RMOT": "alteration of association from a remote host",
+#: RFC 5905 section 7.4 (and RFC 8633 3.4): what a Kiss-o'-Death code means, and what to do.
+KISS_CODES: dict[str, tuple[str, str]] = {
+    "DENY": (
+        "access denied: the server refuses this node",
+        "ask the server's operator to allow this node's address (chrony `allow`, ntpd "
+        "`restrict`), or use another server; a client must stop querying it",
+    ),
+    "RSTR": (
+        "access restricted: the server refuses this node",
+        "ask the server's operator to allow this node's address (chrony `allow`, ntpd "
+        "`restrict`), or use another server; a client must stop querying it",
+    ),
+    "RATE": (
+        "rate exceeded: the server limits how often it is asked",
+        "query less often (raise the clients' poll interval, e.g. minpoll), or spread the "
+        "clients behind one address (NAT) over more servers; ask the operator about its "
+        "rate limit",
+    ),
+    "INIT": (
+        "the server has not synchronised yet (it has just started)",
+        "wait a few minutes and run again; if it persists, fix the server's upstream",
+    ),
+    "STEP": (
+        "the server's clock is being stepped",
+        "run again shortly; if it persists, the server's upstream is unstable",
+    ),
+    "AUTH": ("server authentication failed", "check the NTP keys on both sides"),
+    "AUTO": ("Autokey sequence failed", "check the Autokey setup on both sides"),
+    "CRYP": ("cryptographic authentication failed", "check the NTP keys on both sides"),
+    "NKEY": ("no key found", "configure the key this node uses on the server"),
+    "ACST": ("the association belongs to a unicast server", "check the server's configuration"),
+    "BCST": ("the association belongs to a broadcast server", "check the server's configuration"),
+    "MCST": ("the association belongs to a manycast server", "check the server's configuration"),
+    "DROP": ("lost peer in symmetric mode", "check the server's peer configuration"),
+    "RMOT": ("alteration of association from a remote host", "check the server's configuration"),
 }
+#: Stratum 0 carries a kiss code in the refid only when it is printable ASCII (RFC 5905 7.3);
+#: anything else (chronyd without sources sends no code) is an unsynchronised server.
+_KISS = re.compile(rb"[\x21-\x7e]{1,4}")
+#: NTP versions whose header we understand (NTPv3 servers still answer NTPv4 clients).
+VERSIONS = (3, 4)
 
-ErrorKind = Literal["timeout", "unreachable", "resolve", "malformed", "local"]
+State = Literal["time", "kiss", "unsynchronised"]
+
+ErrorKind = Literal["timeout", "unreachable", "resolve", "malformed", "bogus", "local"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,7 +83,14 @@ class NtpAnswer(Observation):
     """What one SNTP exchange gave. `responded`: a valid server reply matched our request.
 
     Times are in seconds; `offset` is the server's clock minus ours (positive: we are behind).
-    `kiss_code` is set for a Kiss-o'-Death reply (stratum 0), whose other fields mean nothing.
+    `state` is how RFC 5905 7.3/7.4 reads the reply: `time` (usable), `kiss` (a Kiss-o'-Death:
+    stratum 0 with a printable code in the refid, `kiss_code`; its timestamps mean nothing) or
+    `unsynchronised` (leap 3, stratum 16, or stratum 0 without a code: the server has no time
+    source; `unsynchronised_why` says which). A reply that is not an answer to our request
+    (origin timestamp not ours, wrong mode or version, zero transmit timestamp) is an error of
+    kind `bogus`, with the raw header fields kept for the evidence.
+    `reference_age` is the server's transmit time minus its reference time: how long ago it
+    last set its clock from a source, by its own clock.
     """
 
     server: str  # as the profile gave it (address or name)
@@ -72,8 +106,13 @@ class NtpAnswer(Observation):
     stratum: int | None = None
     leap: int | None = None
     leap_text: str | None = None
-    refid: str | None = None
+    refid: str | None = None  # kiss/reference-clock code (stratum 0-1) or dotted quad
+    refid_hex: str | None = None  # the same 4 bytes as hex: what the wire said, whatever it is
+    state: State | None = None
     kiss_code: str | None = None
+    unsynchronised_why: str | None = None
+    reference_time: float | None = None  # Unix seconds; None when the server sent 0 (never set)
+    reference_age: float | None = None
     poll: int | None = None
     precision: int | None = None
     root_delay: float | None = None
@@ -273,6 +312,7 @@ async def exchange(
         sent_fixed = NTPHeader(raw).getfieldval("sent")  # raw 32.32, compared exactly
         transport.sendto(raw)
         deadline = start + timeout
+        stray: tuple[Any, float] | None = None  # the first reply whose origin is not ours
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -285,9 +325,26 @@ async def exchange(
                 return fail("malformed", f"sent a {len(data)}-byte reply (an NTP header is 48)")
             reply = NTPHeader(data[:48])
             if reply.getfieldval("orig") != sent_fixed:
-                continue  # not the answer to this request (a late or spoofed datagram)
+                # Not the answer to this request (late, spoofed, or a broken server): RFC 5905
+                # 8 discards it; keep waiting, and say so if nothing better comes.
+                stray = stray or (reply, t4)
+                continue
             break
     except TimeoutError:
+        if stray is not None:
+            got = int(stray[0].getfieldval("orig"))
+            return _evaluate(
+                base,
+                stray[0],
+                t1,
+                stray[1],
+                sockname,
+                owners,
+                bogus=f"answered, but not this request: the reply's origin timestamp "
+                f"{got:#018x} is not our transmit timestamp {sent_fixed:#018x} (RFC 5905 "
+                "bogus packet; no matching reply within "
+                f"{stated or timeout:g} s)",
+            )
         return fail(
             "timeout", f"did not answer over UDP/IPv6 within {stated or timeout:g} s (timeout)"
         )
@@ -303,6 +360,26 @@ async def exchange(
     return _evaluate(base, reply, t1, t4, sockname, owners)
 
 
+def kiss_code(stratum: int, refid: bytes) -> str | None:
+    """The Kiss-o'-Death code of a reply, if it is one: stratum 0 and a printable refid."""
+    code = refid.rstrip(b"\0 ")
+    if stratum != 0 or not _KISS.fullmatch(code):
+        return None
+    return code.decode("ascii")
+
+
+def unsynchronised(leap: int, stratum: int, kiss: str | None) -> str | None:
+    """Why RFC 5905 calls the server unsynchronised (7.3: leap 3 alarm; stratum 0 "unspecified
+    or invalid" unless it is a kiss; 16 "unsynchronized"), or None when it is not."""
+    if leap == 3:
+        return "leap indicator 3 (alarm: clock not synchronised)"
+    if stratum == 16:
+        return "stratum 16 (unsynchronised)"
+    if stratum == 0 and kiss is None:
+        return "stratum 0 with no kiss code in the refid"
+    return None
+
+
 def _evaluate(
     base: dict[str, Any],
     reply: Any,
@@ -310,36 +387,45 @@ def _evaluate(
     t4: float,
     sockname: Any,
     owners: dict[str, str] | None,
+    bogus: str | None = None,
 ) -> NtpAnswer:
-    """Turn a matched reply into an observation (RFC 5905 offset/delay)."""
+    """Turn a reply into an observation: classify it (RFC 5905 7.3/7.4, 8) and, when it is
+    time, compute offset and delay. `bogus` is why the reply is not an answer to our request."""
     src, _ = _split_sockname(sockname)
     stratum = int(reply.stratum)
-    refid: str | None
-    kiss = None
-    if stratum < 2:
-        raw = bytes(reply.ref_id or b"")
-        refid = raw.rstrip(b"\0").decode("ascii", "replace")
-        if stratum == 0:
-            kiss = refid or "????"
-    else:
-        refid = str(reply.id)
-    t2 = _to_unix(int(reply.getfieldval("recv")))  # raw fields: getattr gives decimals
-    t3 = _to_unix(int(reply.getfieldval("sent")))
-    offset = ((t2 - t1) + (t3 - t4)) / 2
-    delay = (t4 - t1) - (t3 - t2)
     leap = int(reply.leap)
     mode = int(reply.mode)
+    version = int(reply.version)
+    raw_refid = bytes(reply)[12:16]  # raw: scapy decodes the refid by stratum
+    kiss = kiss_code(stratum, raw_refid)
+    refid: str
+    if stratum < 2:
+        refid = raw_refid.rstrip(b"\0").decode("ascii", "replace")
+    else:
+        refid = ".".join(str(b) for b in raw_refid)
+    ref_fixed = int(reply.getfieldval("ref"))
+    t2 = _to_unix(int(reply.getfieldval("recv")))  # raw fields: getattr gives decimals
+    xmt_fixed = int(reply.getfieldval("sent"))
+    t3 = _to_unix(xmt_fixed)
+    ref = _to_unix(ref_fixed) if ref_fixed else None
+    why_unsync = unsynchronised(leap, stratum, kiss)
+    state: State = "kiss" if kiss else "unsynchronised" if why_unsync else "time"
     common: dict[str, Any] = {
         **base,
         "source": src,
         "interface": _owner(src, owners, None),
-        "version": int(reply.version),
+        "version": version,
         "mode": mode,
         "stratum": stratum,
         "leap": leap,
         "leap_text": LEAP_TEXT.get(leap),
         "refid": refid,
+        "refid_hex": "0x" + raw_refid.hex(),
+        "state": state,
         "kiss_code": kiss,
+        "unsynchronised_why": None if kiss else why_unsync,
+        "reference_time": ref,
+        "reference_age": round(t3 - ref, 3) if ref is not None and xmt_fixed else None,
         "poll": int(reply.poll),
         "precision": int(reply.precision),
         "root_delay": round(int(reply.getfieldval("delay")) / 2**16, 6),
@@ -350,12 +436,19 @@ def _evaluate(
         "t4": t4,
         "rtt": round(t4 - t1, 6),
     }
-    if mode != 4:
-        return NtpAnswer(
-            **common,
-            error_kind="malformed",
-            error=f"{NtpAnswer(**base).where()} replied in mode {mode}, not 4 (server)",
-        )
-    if kiss is not None:
-        return NtpAnswer(**common, responded=True)  # offsets of a KoD reply mean nothing
-    return NtpAnswer(**common, responded=True, offset=round(offset, 6), delay=round(delay, 6))
+    where = NtpAnswer(**base).where()
+    if bogus is None and mode != 4:
+        bogus = f"replied in mode {mode}, not 4 (server): not an answer to a client request"
+    if bogus is None and version not in VERSIONS:
+        bogus = f"replied with NTP version {version}, expected 4 (or 3)"
+    if bogus is None and not xmt_fixed:
+        bogus = "replied with a zero transmit timestamp: the reply carries no time (RFC 5905 8)"
+    if bogus is not None:  # raw fields kept as evidence; what they would mean is not claimed
+        common.update(state=None, kiss_code=None, unsynchronised_why=None)
+        return NtpAnswer(**common, error_kind="bogus", error=f"{where} {bogus}")
+    if state == "time":
+        offset = ((t2 - t1) + (t3 - t4)) / 2
+        delay = (t4 - t1) - (t3 - t2)
+        return NtpAnswer(**common, responded=True, offset=round(offset, 6), delay=round(delay, 6))
+    # A kiss's or an unsynchronised server's time is not to be used (RFC 5905 8): no offset.
+    return NtpAnswer(**common, responded=True)

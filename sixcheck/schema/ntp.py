@@ -40,11 +40,19 @@ class NtpArea(Strict):
     Each of `servers` must answer over IPv6 within the probe timeout, with stratum 1 to
     `max_stratum`, no leap alarm, and an offset against the local clock within `max_offset`
     seconds. A name is resolved to AAAA with the node's resolver (A records are ignored).
+
+    A server that lost its sources keeps answering "synchronised" for hours: its reference
+    time must be at most `max_reference_age` old (default 2 h: chrony and ntpd poll at most
+    every 1024 s by default, busybox's ntpd every ~68 min, so a healthy home or office server
+    sets its clock well within that), and its root distance (root delay / 2 + root dispersion)
+    at most `max_root_distance` (RFC 5905's MAXDIST, beyond which clients reject it).
     """
 
     servers: list[NtpServer] = Field(min_length=1)
     max_stratum: Annotated[int, Field(ge=1, le=15)] = 15
     max_offset: Seconds = 1.0
+    max_reference_age: Annotated[float, Field(gt=0, le=30 * 86400, allow_inf_nan=False)] = 7200.0
+    max_root_distance: Annotated[float, Field(gt=0, le=16, allow_inf_nan=False)] = 1.5
     port: Port = 123
 
     @model_validator(mode="after")
