@@ -197,18 +197,22 @@ def unbound_argv(conf: Path) -> list[str]:
 # ------------------------------------------------------------------------------- chrony
 
 
-def chrony_conf(bind: str, state: Path, name: str, stratum: int = 3) -> str:
+def chrony_conf(
+    bind: str, state: Path, name: str, stratum: int = 3, serve_local: bool = True
+) -> str:
     """A chrony.conf for an NTP server that serves its local clock and never steers it.
 
     ``local stratum`` makes chronyd serve time with no upstream; ``cmdport 0`` and
     ``bindcmdaddress /`` remove the UDP and Unix command sockets, which are not per-namespace
     and would collide between instances (and with a developer's own chronyd).
+    ``serve_local=False`` drops the ``local`` line: a server with no time source at all, which
+    still answers, unsynchronised (leap 3, stratum 0, no kiss code).
     """
     return "\n".join(
         [
             f"bindaddress {bind}",
             "port 123",
-            f"local stratum {stratum}",
+            *([f"local stratum {stratum}"] if serve_local else []),
             "allow all",
             "cmdport 0",
             "bindcmdaddress /",
@@ -225,14 +229,23 @@ def chrony_argv(conf: Path) -> list[str]:
     return ["chronyd", "-d", "-x", "-U", "-u", "root", "-f", str(conf)]
 
 
-def ntp_liar_argv(python: str, bind: str, skew: float) -> list[str]:
-    """The skewed NTP server: a tiny responder that adds ``skew`` seconds to every timestamp.
+def ntp_liar_argv(
+    python: str, bind: str, skew: float, *, ref_age: float | None = None, kiss: str | None = None
+) -> list[str]:
+    """The lying NTP server: a tiny responder that adds ``skew`` seconds to every timestamp
+    (or reports a reference time ``ref_age`` seconds old, or sends only ``kiss`` codes).
 
     chronyd cannot be told to serve a clock other than the system's (and with ``-x`` it must not
-    move the system clock, which every namespace shares), so a skewed server is a small script.
+    move the system clock, which every namespace shares), so a skewed server is a small script;
+    nor can it be made to kiss every request or to claim an old reference time on cue.
     """
     script = Path(__file__).with_name("ntpliar.py")
-    return [python, str(script), "--bind", bind, "--skew", str(skew)]
+    argv = [python, str(script), "--bind", bind, "--skew", str(skew)]
+    if ref_age is not None:
+        argv += ["--ref-age", str(ref_age)]
+    if kiss is not None:
+        argv += ["--kiss", kiss]
+    return argv
 
 
 # ------------------------------------------------------------------------------- socat

@@ -355,6 +355,51 @@ class NtpSkewed(Fault):
     changes: ClassVar[Mapping[str, Any]] = {"ntp": "skewed"}
 
 
+@register
+class NtpUnsynchronised(Fault):
+    """The NTP server runs but has no time source: chronyd with no sources and no ``local``.
+
+    Issue 17: it answers every request with leap 3 and stratum 0 and a refid that is no kiss
+    code. That is an unsynchronised server whose upstream must be fixed, not a Kiss-o'-Death
+    telling this node to go away (which is what sixcheck used to say).
+    """
+
+    name = "ntp-unsynchronised"
+    area = "ntp"
+    breaks = frozenset({"ntp"})
+    changes: ClassVar[Mapping[str, Any]] = {"ntp": "unsynchronised"}
+
+
+@register
+class NtpKissRate(Fault):
+    """The NTP server answers every request with a RATE Kiss-o'-Death (rate limiting).
+
+    Issue 17 / RFC 8633: a server that rate-limits (ntpd ``limited kod``, chrony ``ratelimit``
+    with ``kod``) tells the client to query less often; many clients behind one NAT address, or
+    one that polls too fast, get only kisses and no time. Served by the lab's small responder.
+    """
+
+    name = "ntp-kiss-rate"
+    area = "ntp"
+    breaks = frozenset({"ntp"})
+    changes: ClassVar[Mapping[str, Any]] = {"ntp": "kiss", "ntp_kiss_code": "RATE"}
+
+
+@register
+class NtpStale(Fault):
+    """The NTP server says stratum 2, no leap warning, but last set its clock 5 hours ago.
+
+    Issue 17: a server that lost its upstream keeps answering "synchronised" while it coasts on
+    its own oscillator; only the age of its reference time gives it away, long before its clock
+    is visibly off. Served by the lab's small responder (its clock is the machine's, exact).
+    """
+
+    name = "ntp-stale"
+    area = "ntp"
+    breaks = frozenset({"ntp"})
+    changes: ClassVar[Mapping[str, Any]] = {"ntp": "stale", "ntp_reference_age": 5 * 3600.0}
+
+
 # ------------------------------------------------------------------------------- tunnel
 
 

@@ -422,6 +422,15 @@ class Lab:
                 "ntpliar",
                 daemons.ntp_liar_argv(sys.executable, t.NTP6, cfg.ntp_skew_seconds),
             )
+        elif cfg.ntp == "unsynchronised":
+            conf = sd / "chrony.conf"
+            conf.write_text(daemons.chrony_conf(t.NTP6, sd, "chrony", serve_local=False))
+            self._start("inet", "chronyd", daemons.chrony_argv(conf))
+        elif cfg.ntp in ("kiss", "stale"):
+            kiss = cfg.ntp_kiss_code if cfg.ntp == "kiss" else None
+            ref_age = cfg.ntp_reference_age if cfg.ntp == "stale" else None
+            argv = daemons.ntp_liar_argv(sys.executable, t.NTP6, 0.0, ref_age=ref_age, kiss=kiss)
+            self._start("inet", "ntpliar", argv)
 
         http = f"sh {daemons.http_responder(sd)}"
         self._start("inet", "web6", daemons.tcp_service_argv(6, t.WEB6, 80, http))

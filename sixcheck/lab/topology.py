@@ -172,8 +172,10 @@ class SiteConfig:
     fw_drop_ptb: bool = False
     resolver: Literal["dual", "ipv4-only", "down"] = "dual"
     www_aaaa: bool = True
-    ntp: Literal["chrony", "down", "skewed"] = "chrony"
+    ntp: Literal["chrony", "down", "skewed", "unsynchronised", "kiss", "stale"] = "chrony"
     ntp_skew_seconds: float = 300.0
+    ntp_kiss_code: str = "RATE"
+    ntp_reference_age: float = 5 * 3600.0
     tunnel_far_end: bool = True
     gw_tunnel_mtu: int = TUN_MTU
     vpn_ipv6: Literal["tunnel", "none", "blackhole"] = "tunnel"
