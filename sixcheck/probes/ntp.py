@@ -140,7 +140,10 @@ class NtpAnswer(Observation):
             "stratum",
             "leap",
             "kiss_code",
+            "state",
+            "unsynchronised_why",
             "offset",
+            "reference_age",
         ),
         volatile=(
             "poll",
@@ -154,9 +157,13 @@ class NtpAnswer(Observation):
             "t3",
             "t4",
             "refid",
+            "refid_hex",
+            "reference_time",
         ),
         thresholds={
-            "offset": Threshold(limits=(0.128,), magnitude=True, profile_limit="max_offset_s")
+            "offset": Threshold(limits=(0.128,), magnitude=True, profile_limit="max_offset_s"),
+            # it ticks between polls: only crossing the profile's bound (stale) is news
+            "reference_age": Threshold(profile_limit="max_reference_age_s"),
         },
     )
 
