@@ -12,10 +12,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sixcheck.lab import faults, netns
 from sixcheck.lab import topology as t
 from sixcheck.lab.site import Lab, LabError
+
+if TYPE_CHECKING:
+    from sixcheck.siteview import SiteReport
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -69,6 +73,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="SCENARIO",
         help="only these scenarios (healthy, fault or variant names)",
+    )
+    mx.add_argument(
+        "--site-dir",
+        default=None,
+        metavar="DIR",
+        help="also write each scenario's site report (all vantages, causes across them) here",
     )
     return p
 
@@ -126,6 +136,7 @@ def _cmd_demo(lab: Lab, fault_names: Sequence[str] = ()) -> int:
         proc = netns.run_pytest_in(lab.ns("gw"), args, cwd=REPO)
         sys.stdout.write(proc.stdout)
         sys.stderr.write(proc.stderr)
+        site = _demo_site(lab, proc.stdout, report_dir)
         print("tearing the lab down ...", flush=True)
     html = (
         _reported_html(proc.stdout)
@@ -135,8 +146,27 @@ def _cmd_demo(lab: Lab, fault_names: Sequence[str] = ()) -> int:
         print(f"\nHTML report: {html[0]}")
     else:
         print(f"\nno HTML report was written in {report_dir}")
+    if site is not None:
+        print(f"site report (every lab vantage, causes across them): {site.html}")
     print(f"pytest exit code: {proc.returncode} (0: every check passed, 1: some failed)")
     return proc.returncode
+
+
+def _demo_site(lab: Lab, gw_stdout: str, report_dir: Path) -> SiteReport | None:
+    """Run the other lab profiles too and merge all into one site report (never fails the demo)."""
+    from sixcheck.lab import sitelab
+
+    print("running the other lab vantages for the site report ...", flush=True)
+    gw_json = next(
+        (Path(ln.split(" ", 3)[-1].strip()) for ln in gw_stdout.splitlines()
+         if ln.startswith("sixcheck: JSON results ")),
+        None,
+    )  # fmt: skip
+    try:
+        return sitelab.demo_site(lab, gw_json, report_dir)
+    except (OSError, LabError) as exc:
+        print(f"no site report: {exc}", file=sys.stderr)
+        return None
 
 
 def _reported_html(stdout: str) -> list[Path]:
@@ -182,7 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "matrix":
             from sixcheck.lab import matrix
 
-            result = matrix.run(lab, only=args.only, out=sys.stdout, jobs=args.jobs)
+            site_dir = Path(args.site_dir) if args.site_dir else None
+            result = matrix.run(
+                lab, only=args.only, out=sys.stdout, jobs=args.jobs, site_dir=site_dir
+            )
             if args.json_file:
                 Path(args.json_file).write_text(json.dumps(result.to_json(), indent=2) + "\n")
             return result.exit_code()

@@ -55,6 +55,7 @@ class ProfileRun:
     seconds: float
     checks: list[dict[str, Any]] = field(default_factory=list)
     harness_error: str | None = None
+    doc: dict[str, Any] | None = None  # the whole JSON results (the site view reads them)
 
     def ids(self, *outcomes: str) -> list[str]:
         """Check ids whose outcome is one of ``outcomes``."""
@@ -92,6 +93,8 @@ class Scenario:
     note: str = ""
     up_seconds: float = 0.0
     seconds: float = 0.0
+    #: the site view over all runs: top site cause and whether it is in the fault's area
+    site: dict[str, Any] = field(default_factory=dict)
 
     def judge(self) -> None:
         """Set ``verdict`` and ``note`` from the runs (see the module docstring)."""
@@ -154,6 +157,7 @@ class Scenario:
             "note": self.note,
             "up_seconds": round(self.up_seconds, 2),
             "seconds": round(self.seconds, 2),
+            "site": self.site,
         }
 
 
@@ -266,6 +270,7 @@ def run_profile(
         run.harness_error = f"unexpected results schema {data.get('schema')!r}"
         return run
     run.checks = list(data.get("checks", []))
+    run.doc = data
     return run
 
 
@@ -275,6 +280,7 @@ def run(
     out: TextIO | None = sys.stdout,
     repo: Path = REPO,
     jobs: int = 2,
+    site_dir: Path | None = None,
 ) -> MatrixResult:
     """Run the matrix on ``lab``'s instance; prints progress and the table to ``out``.
 
@@ -318,6 +324,7 @@ def run(
                 }
                 s.runs = {p: f.result() for p, f in futures.items()}
             s.judge()
+            judge_site(s, workdir, site_dir)
             s.seconds = time.monotonic() - t0
             say(f"  {s.name:<22} {s.verdict:<12} {s.seconds:5.1f}s (up {s.up_seconds:.1f}s)")
     finally:
@@ -327,6 +334,24 @@ def run(
     say("")
     say(result.table())
     return result
+
+
+def judge_site(s: Scenario, workdir: Path, site_dir: Path | None) -> None:
+    """The site view of the scenario (``s.site``); with ``site_dir``, its site report there
+    (``SITE_DIR/SCENARIO/index.html``, the runs copied beside it so its links keep working)."""
+    from sixcheck.lab import sitelab
+
+    s.site = sitelab.site_verdict(s.kind, s.area, {p: r.doc for p, r in s.runs.items()})
+    if site_dir is None:
+        return
+    runs_dir = site_dir / s.name / "runs"
+    shutil.rmtree(runs_dir, ignore_errors=True)
+    shutil.copytree(workdir, runs_dir)
+    pairs = [
+        (runs_dir / f"{Path(p).stem}.json", sitelab.newest_html(runs_dir / Path(p).stem))
+        for p in s.runs
+    ]
+    s.site["report"] = str(sitelab.site_report(pairs, site_dir / s.name).html)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
