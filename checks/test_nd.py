@@ -6,6 +6,7 @@ All RA checks of an interface share one observation: one RS, one listening windo
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -32,9 +33,14 @@ def _ra_targets(
         assert p.nd is not None
         for name, cfg in p.nd.interfaces.items():
             if pick(cfg):
-                yield Simple(name, (RouterAdverts(name),), {"cfg": cfg})
+                yield Simple(name, (RouterAdverts(name, _expect(cfg)),), {"cfg": cfg})
 
     return gen
+
+
+def _expect(cfg: NdInterface) -> tuple[tuple[str | None, str | None], ...]:
+    """The listed routers, for the RA window to close early once each has answered."""
+    return tuple((str(r.address) if r.address else None, r.mac) for r in cfg.routers)
 
 
 def _routers(cfg: NdInterface) -> str:
@@ -235,7 +241,7 @@ def test_no_rogue_router(
         f"could not tell whether a rogue router is present: {_no_ra(obs)}, not even from "
         f"{_routers(cfg)}"
     )
-    _, rogue = _split(obs, cfg)
+    good, rogue = _split(obs, cfg)
     lines = []
     for ra in rogue:
         what = ", ".join(p.prefix for p in ra.prefixes) or "no prefix"
@@ -245,10 +251,49 @@ def test_no_rogue_router(
             else "not as a default router"
         )
         lines.append(f"rogue router {ra.label()} on {target.id} advertises {what} ({role})")
+    lines += _kernel_rogues(obs, cfg, good)
+    if lines and obs.kernel is not None and obs.kernel.prefixes:
+        lines.append(f"the kernel holds RA prefixes {', '.join(obs.kernel.prefixes)}")
     assert not lines, (
         "; ".join(lines) + f"; expected only {_routers(cfg)}: find and stop it (or list it under "
         f"nd.interfaces.{target.id}.routers); RA guard on the switch keeps it out"
     )
+
+
+def _kernel_rogues(obs: RaObservation, cfg: NdInterface, good: list[RouterAdvert]) -> list[str]:
+    """Routers the kernel learnt from RAs (before or during the window) that are not listed.
+
+    A router that sends only periodic RAs (no answer to our RS) may be silent during a short
+    window; the kernel kept its default route and its neighbour entry with the router flag.
+    Router-flagged entries count only for link-local addresses (RAs come from those; a global
+    address of a forwarding host answers NAs with R=1 too) and only with a MAC of no known router.
+    """
+    if obs.kernel is None:
+        return []
+    seen_addrs = {ra.router for ra in obs.adverts}
+    known_macs = {r.mac for r in cfg.routers if r.mac} | {ra.mac for ra in good if ra.mac}
+    listed = {str(r.address) for r in cfg.routers if r.address is not None}
+    out = []
+    for kr in obs.kernel.routers:
+        if kr.address in listed or kr.address in seen_addrs or (kr.mac and kr.mac in known_macs):
+            continue  # listed, or already judged from its RA in the window
+        if kr.default_route:
+            out.append(
+                f"the kernel of this node has a default route via {kr.address} on {obs.interface} "
+                "learnt from an RA of an unlisted router (not heard in the window)"
+            )
+        elif (
+            kr.router_flag
+            and kr.mac
+            and ipaddress.IPv6Address(kr.address).is_link_local
+            and kr.state not in ("FAILED", "INCOMPLETE")
+        ):
+            out.append(
+                f"the kernel's neighbour entry {kr.address} ({kr.mac}, {kr.state}) on "
+                f"{obs.interface} has the router flag: an unlisted router advertised or "
+                "answered as a router (not heard in the window)"
+            )
+    return out
 
 
 def _neighbor_targets(p: Profile) -> Iterator[Simple]:

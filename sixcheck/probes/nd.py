@@ -32,6 +32,9 @@ ICMP6_RA = 134
 ICMP6_NA = 136
 #: An RA flood must not grow the observation without bound.
 MAX_RAS = 200
+#: RFC 4861 10: a router delays its answer to a Router Solicitation by up to this many seconds
+#: (MAX_RA_DELAY_TIME). A router that answers solicitations at all has answered by then.
+MAX_RA_DELAY_TIME = 0.5
 
 
 # ------------------------------------------------------------------------------- records
@@ -205,6 +208,32 @@ class RaObservation(Observation):
     listen_seconds: float = 0.0
     adverts: tuple[RouterAdvert, ...] = ()
     dropped: int = 0  # RAs beyond MAX_RAS, not decoded
+    window: float = 0.0  # the longest the probe would have listened (`ra_listen`)
+    #: why listening stopped: "expected routers answered" (early) or "ra_listen elapsed"
+    stopped: str = ""
+    #: what the kernel learnt from RAs before and during the window (a periodic RA of a router
+    #: that does not answer solicitations may come outside any short window)
+    kernel: KernelRas | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class KernelRouter:
+    """A router the kernel knows on this link: by an RA-installed default route, or by a
+    neighbour entry with the router flag (set by an RA from it, or an NA with R=1)."""
+
+    address: str
+    mac: str | None = None
+    default_route: bool = False  # a default route via it with proto ra
+    router_flag: bool = False  # its neighbour entry carries the router flag
+    state: str | None = None  # neighbour cache state
+
+
+@dataclass(frozen=True, kw_only=True)
+class KernelRas:
+    """What this node's kernel made of RAs on one interface (read by netlink, nothing sent)."""
+
+    routers: tuple[KernelRouter, ...] = ()
+    prefixes: tuple[str, ...] = ()  # on-link prefixes with a lifetime: learnt from an RA
 
     compared = Fields(
         stable=(
@@ -244,9 +273,16 @@ class RaObservation(Observation):
 
 @dataclass(frozen=True)
 class RouterAdverts(ProbeRequest[RaObservation]):
-    """Solicit RAs on `interface` and collect every RA (solicited or not) for `ctx.ra_listen`."""
+    """Solicit RAs on `interface` and collect every RA (solicited or not).
+
+    With `expect` (the routers the profile lists, as (link-local address, MAC), either may be
+    None) the window closes once each has answered, MAX_RA_DELAY_TIME has passed since the RS and
+    nobody else has advertised; while one is missing or a stranger was seen it stays open up to
+    `ctx.ra_listen`. Without `expect` (discovery: nobody is known) it lasts `ctx.ra_listen`.
+    """
 
     interface: str
+    expect: tuple[tuple[str | None, str | None], ...] = ()
     needs_raw = True
 
     @classmethod
@@ -257,7 +293,7 @@ class RouterAdverts(ProbeRequest[RaObservation]):
         results = await asyncio.gather(
             *(
                 asyncio.wait_for(
-                    asyncio.to_thread(listen_for_ras, r.interface, ctx.ra_listen),
+                    asyncio.to_thread(listen_for_ras, r.interface, ctx.ra_listen, r.expect),
                     timeout=ctx.ra_listen + ctx.probe_timeout + 1,
                 )
                 for r in reqs
@@ -292,8 +328,103 @@ def _open_l2(iface: str, bpf: str) -> Any:
     return conf.L2socket(iface=iface, filter=bpf, promisc=False)
 
 
-def listen_for_ras(iface: str, window: float) -> RaObservation:
-    """Open a listener on `iface`, send one RS from its link-local, collect RAs for `window` s."""
+def _known(expect: Sequence[tuple[str | None, str | None]], ra: RouterAdvert) -> int | None:
+    """Index of the expected router `ra` comes from, None for a stranger."""
+    for i, (addr, mac) in enumerate(expect):
+        if addr is not None and ipaddress.IPv6Address(ra.router) != ipaddress.IPv6Address(addr):
+            continue
+        if mac is not None and (ra.mac or "").lower() != mac.lower():
+            continue
+        return i
+    return None
+
+
+def _link_local(prefix: str) -> bool:
+    return ipaddress.IPv6Network(prefix, strict=False).network_address.is_link_local
+
+
+def kernel_ras(nl: Netlink, iface: str) -> KernelRas:
+    """Routers and prefixes the kernel learnt from RAs on `iface` (its routes and neighbours)."""
+    routes = [r for r in nl.routes() if r.dev == iface]
+    gateways = {
+        ipaddress.IPv6Address(r.gateway)
+        for r in routes
+        if r.dst == "default" and r.proto == "ra" and r.gateway
+    }
+    found: dict[ipaddress.IPv6Address, KernelRouter] = {}
+    for n in nl.neighbors(iface):
+        if not n.address:
+            continue
+        addr = ipaddress.IPv6Address(n.address)
+        if n.router or addr in gateways:
+            found[addr] = KernelRouter(
+                address=str(addr),
+                mac=n.mac,
+                default_route=addr in gateways,
+                router_flag=n.router,
+                state=n.state,
+            )
+    for addr in gateways - set(found):
+        found[addr] = KernelRouter(address=str(addr), default_route=True)
+    # the kernel marks prefixes learnt from an RA by their finite lifetime (`expires`)
+    prefixes = sorted(
+        {
+            r.dst
+            for r in routes
+            if r.dst != "default" and r.expires is not None and not _link_local(r.dst)
+        }
+    )
+    return KernelRas(routers=tuple(found.values()), prefixes=tuple(prefixes))
+
+
+def _collect_ras(
+    sock: Any,
+    mac: str,
+    start: float,
+    window: float,
+    expect: Sequence[tuple[str | None, str | None]],
+) -> tuple[list[RouterAdvert], int, str]:
+    """Read RAs until `start + window`, or earlier once every `expect`ed router has answered,
+    MAX_RA_DELAY_TIME has passed and no stranger advertised: (RAs, RAs dropped, why it stopped)."""
+    from scapy.layers.l2 import Ether
+
+    seen: list[RouterAdvert] = []
+    dropped = 0
+    deadline = start + window
+    missing = set(range(len(expect)))
+    stranger = False
+    while (left := deadline - time.monotonic()) > 0:
+        if expect and not missing and not stranger:
+            early = start + MAX_RA_DELAY_TIME - time.monotonic()
+            if early <= 0:
+                return seen, dropped, "expected routers answered"
+            left = min(left, early)
+        ready, _, _ = select.select([sock], [], [], left)
+        if not ready:
+            continue
+        pkt = sock.recv()
+        if pkt is None or Ether not in pkt or str(pkt[Ether].src).lower() == mac:
+            continue  # our own RAs (a router probing the link it serves) are not evidence
+        ra = decode_ra(pkt, time.monotonic() - start)
+        if ra is None:
+            continue
+        idx = _known(expect, ra)
+        if idx is None:
+            stranger = True
+        else:
+            missing.discard(idx)
+        if len(seen) >= MAX_RAS:
+            dropped += 1
+            continue
+        seen.append(ra)
+    return seen, dropped, "ra_listen elapsed"
+
+
+def listen_for_ras(
+    iface: str, window: float, expect: Sequence[tuple[str | None, str | None]] = ()
+) -> RaObservation:
+    """Open a listener on `iface`, send one RS from its link-local, collect RAs for up to `window`
+    s (see RouterAdverts for when it stops earlier), then read what the kernel learnt."""
     from scapy.layers.inet6 import ICMPv6ND_RS, ICMPv6NDOptSrcLLAddr, IPv6
     from scapy.layers.l2 import Ether
 
@@ -321,35 +452,25 @@ def listen_for_ras(iface: str, window: float) -> RaObservation:
             sent = 1
         except OSError as exc:
             err = f"could not send the RS on {iface}: {exc.strerror or exc}"
-        seen: list[RouterAdvert] = []
-        dropped = 0
-        deadline = start + window
-        while (left := deadline - time.monotonic()) > 0:
-            ready, _, _ = select.select([sock], [], [], left)
-            if not ready:
-                break
-            pkt = sock.recv()
-            if pkt is None or Ether not in pkt or str(pkt[Ether].src).lower() == mac:
-                continue  # our own RAs (a router probing the link it serves) are not evidence
-            ra = decode_ra(pkt, time.monotonic() - start)
-            if ra is None:
-                continue
-            if len(seen) >= MAX_RAS:
-                dropped += 1
-                continue
-            seen.append(ra)
-        return RaObservation(
-            interface=iface,
-            source=src,
-            mac=mac,
-            rs_sent=sent,
-            listen_seconds=window,
-            adverts=merge_adverts(seen),
-            dropped=dropped,
-            error=err if not seen else None,
-        )
+        seen, dropped, stopped = _collect_ras(sock, mac, start, window, expect if sent else ())
+        listened = time.monotonic() - start
     finally:
         sock.close()
+    with Netlink() as nl:
+        kernel = kernel_ras(nl, iface)
+    return RaObservation(
+        interface=iface,
+        source=src,
+        mac=mac,
+        rs_sent=sent,
+        listen_seconds=round(listened, 3),
+        adverts=merge_adverts(seen),
+        dropped=dropped,
+        error=err if not seen else None,
+        window=window,
+        stopped=stopped,
+        kernel=kernel,
+    )
 
 
 # ------------------------------------------------------------------------------- NS/NA probe

@@ -2,13 +2,22 @@
 
 A dead target must cost one timeout for the whole run, not one per check: requests are gathered from
 all selected items first, de-duplicated, grouped by kind and started together.
+
+Blocking probes (the RA window, NS/NA, netlink, getaddrinfo) run in threads. Those threads are
+daemon threads of their own executor, not asyncio's default pool: the default pool caps at
+cpu + 4 workers (6 here, so a seventh blocking probe would wait behind the RA window) and is
+joined when the loop closes and again at interpreter exit, so Ctrl-C during the RA window waited
+for the window. With daemon threads an interrupted plan returns at once; a thread still inside
+its deadline dies with the process (it only listens, and its sockets close with it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .base import Observation, ProbeContext, ProbeFailed, ProbeRequest, ProbeUnavailable
@@ -50,10 +59,43 @@ async def run_plan_async(
     return results
 
 
+class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
+    """One daemon thread per call, never joined: see the module docstring. (A ThreadPoolExecutor
+    only because asyncio accepts nothing else as its default executor; its pool stays unused.)"""
+
+    def submit(
+        self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future[Any]:
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def work() -> None:
+            if not fut.set_running_or_notify_cancel():
+                return
+            try:
+                fut.set_result(fn(*args, **kwargs))
+            except BaseException as exc:
+                fut.set_exception(exc)
+
+        threading.Thread(target=work, name="sixcheck-probe", daemon=True).start()
+        return fut
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Nothing to wait for: a probe thread ends at its own deadline or with the process."""
+
+
+async def _with_daemon_threads(
+    requests: Iterable[ProbeRequest[Any]], ctx: ProbeContext
+) -> dict[ProbeRequest[Any], Observation]:
+    asyncio.get_running_loop().set_default_executor(DaemonExecutor())
+    return await run_plan_async(requests, ctx)
+
+
 def run_plan(
     requests: Iterable[ProbeRequest[Any]], ctx: ProbeContext
 ) -> tuple[dict[ProbeRequest[Any], Observation], float]:
-    """Run the plan; returns the observations and the wall time it took."""
+    """Run the plan; returns the observations and the wall time it took.
+
+    Ctrl-C raises KeyboardInterrupt here at once, without waiting for probe threads."""
     start = time.monotonic()
-    results = asyncio.run(run_plan_async(requests, ctx))
+    results = asyncio.run(_with_daemon_threads(requests, ctx))
     return results, time.monotonic() - start
