@@ -27,6 +27,12 @@ from .secrets import redact, redact_obj
 from .vantage import Vantage, read_vantage
 
 SCHEMA = "sixcheck-results/1"
+#: pytest's exit status for a run stopped by Ctrl-C (pytest.ExitCode.INTERRUPTED; no pytest import)
+INTERRUPTED = 2
+INTERRUPTED_NOTE = (
+    "interrupted (Ctrl-C): the run was stopped before every check ran; the checks missing here "
+    "were not judged, neither passed nor failed"
+)
 
 
 @dataclass
@@ -163,6 +169,7 @@ class Results:
             "duration": round(self.duration, 3),
             "probe_plan": {"requests": self.plan_size, "seconds": self.plan_seconds},
             "exitstatus": self.exitstatus,
+            "interrupted": self.interrupted,
             "summary": self.summary(),
             "areas": self.by_area(),
             "checks": [asdict(c) for c in self.checks.values()],
@@ -190,6 +197,11 @@ class Results:
             }
         )
 
+    @property
+    def interrupted(self) -> bool:
+        """Stopped by Ctrl-C (pytest's exit status 2): checks that did not run are missing."""
+        return self.exitstatus == INTERRUPTED
+
     def finish(self, exitstatus: int) -> dict[str, Any]:
         """Record the end of the run and write the JSON; returns the document written."""
         self.duration = time.monotonic() - self.t0
@@ -215,6 +227,8 @@ class Results:
             f"<th>{total['failed'] + total['error']}</th><th>{total['skipped']}</th></tr>"
         )
         out = []
+        if self.interrupted:
+            out.append(f"<p class='sx-interrupted'><b>{html.escape(INTERRUPTED_NOTE)}</b></p>")
         cmp = self.comparison()
         if cmp is not None:
             out.append(bl.html_section(cmp, self.fail_on))
@@ -228,7 +242,7 @@ class Results:
         return [redact(x) for x in out]
 
     def terminal_lines(self) -> list[str]:
-        out = []
+        out = [f"sixcheck: {INTERRUPTED_NOTE}"] if self.interrupted else []
         cmp = self.comparison()
         if cmp is not None:
             out += bl.terminal_lines(cmp, self.fail_on)
