@@ -197,26 +197,6 @@ def merge_adverts(adverts: Sequence[RouterAdvert]) -> tuple[RouterAdvert, ...]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RaObservation(Observation):
-    """Every RA seen on one interface during the listening window (one RS sent at its start)."""
-
-    family: str = "ipv6"
-    interface: str
-    source: str | None = None  # the link-local address the RS was sent from
-    mac: str | None = None
-    rs_sent: int = 0
-    listen_seconds: float = 0.0
-    adverts: tuple[RouterAdvert, ...] = ()
-    dropped: int = 0  # RAs beyond MAX_RAS, not decoded
-    window: float = 0.0  # the longest the probe would have listened (`ra_listen`)
-    #: why listening stopped: "expected routers answered" (early) or "ra_listen elapsed"
-    stopped: str = ""
-    #: what the kernel learnt from RAs before and during the window (a periodic RA of a router
-    #: that does not answer solicitations may come outside any short window)
-    kernel: KernelRas | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
 class KernelRouter:
     """A router the kernel knows on this link: by an RA-installed default route, or by a
     neighbour entry with the router flag (set by an RA from it, or an NA with R=1)."""
@@ -234,6 +214,26 @@ class KernelRas:
 
     routers: tuple[KernelRouter, ...] = ()
     prefixes: tuple[str, ...] = ()  # on-link prefixes with a lifetime: learnt from an RA
+
+
+@dataclass(frozen=True, kw_only=True)
+class RaObservation(Observation):
+    """Every RA seen on one interface during the listening window (one RS sent at its start)."""
+
+    family: str = "ipv6"
+    interface: str
+    source: str | None = None  # the link-local address the RS was sent from
+    mac: str | None = None
+    rs_sent: int = 0
+    listen_seconds: float = 0.0
+    adverts: tuple[RouterAdvert, ...] = ()
+    dropped: int = 0  # RAs beyond MAX_RAS, not decoded
+    window: float = 0.0  # the longest the probe would have listened (`ra_listen`)
+    #: why listening stopped: "expected routers answered" (early) or "ra_listen elapsed"
+    stopped: str = ""
+    #: what the kernel learnt from RAs before and during the window (a periodic RA of a router
+    #: that does not answer solicitations may come outside any short window)
+    kernel: KernelRas | None = None
 
     compared = Fields(
         stable=(
@@ -257,6 +257,9 @@ class KernelRas:
         volatile=(
             "rs_sent",
             "listen_seconds",
+            "window",
+            "stopped",
+            "kernel",
             "dropped",
             "adverts.at",
             "adverts.count",
