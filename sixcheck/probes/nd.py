@@ -5,9 +5,15 @@ kernel's own neighbour cache must resolve them too). A ping as a probe of its ow
 
 Why on the wire: what a host *made* of the RAs (addresses, routes) can look right while the RAs
 themselves are wrong (a rogue router, a missing RDNSS the host ignores). Every interface is probed
-in its own thread; all of them listen during the same window, so a run costs one `ra_listen`
+in its own thread; all of them listen during the same window, so a run costs one window
 whatever the number of interfaces, and sends exactly one Router Solicitation per interface (radvd
 rate-limits answers; a probe must not count on a second one).
+
+The window is adaptive: it closes MAX_RA_DELAY_TIME (0.5 s, RFC 4861 10) after the RS once every
+router the profile lists has answered and nobody else advertised; it lasts the whole `ra_listen`
+only while a listed router is missing or a stranger was heard. What a short window cannot hear (a
+router that only sends periodic RAs) the kernel may have heard before: the observation carries
+the kernel's RA-installed default routes, router-flagged neighbours and RA prefixes.
 """
 
 from __future__ import annotations
@@ -228,7 +234,7 @@ class RaObservation(Observation):
     listen_seconds: float = 0.0
     adverts: tuple[RouterAdvert, ...] = ()
     dropped: int = 0  # RAs beyond MAX_RAS, not decoded
-    window: float = 0.0  # the longest the probe would have listened (`ra_listen`)
+    listened: float = 0.0  # seconds it did listen: `listen_seconds` (ra_listen) or less
     #: why listening stopped: "expected routers answered" (early) or "ra_listen elapsed"
     stopped: str = ""
     #: what the kernel learnt from RAs before and during the window (a periodic RA of a router
@@ -257,7 +263,7 @@ class RaObservation(Observation):
         volatile=(
             "rs_sent",
             "listen_seconds",
-            "window",
+            "listened",
             "stopped",
             "kernel",
             "dropped",
@@ -466,11 +472,11 @@ def listen_for_ras(
         source=src,
         mac=mac,
         rs_sent=sent,
-        listen_seconds=round(listened, 3),
+        listen_seconds=window,
         adverts=merge_adverts(seen),
         dropped=dropped,
         error=err if not seen else None,
-        window=window,
+        listened=round(listened, 3),
         stopped=stopped,
         kernel=kernel,
     )
