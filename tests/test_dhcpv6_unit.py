@@ -272,3 +272,76 @@ def test_receive_loop_retransmits_once_when_nothing_comes_back() -> None:
     assert obs.replies == ()
     assert obs.error is None
     assert obs.evidence()["replies"] == []
+
+
+# ------------------------------------------------------------------------------- schema
+
+_BASE = """
+node: {role: router}
+interfaces:
+  wan0: {role: wan}
+  lan0: {role: lan}
+dhcpv6:
+"""
+
+
+def test_schema_accepts_the_readme_shape() -> None:
+    from sixcheck.schema import parse
+
+    p = parse(
+        _BASE
+        + """
+  interfaces:
+    wan0:
+      servers: [{duid: "00:03:00:01:02:00:5E:00:53:01"}, {address: "fe80::1"}]
+      ia_pd: true
+      prefix: {length: 56, within: "2001:db8::/32"}
+      ntp: ["2001:db8::123", ntp.example.net]
+      client_classes:
+        - {name: efi, arch: 7, expect: {bootfile_url: "http://[2001:db8::1]/ipxe.efi"}}
+  delegated: {length: 56, within: "2001:db8::/32", held_by: route, lan: [lan0]}
+""",
+        "p.yaml",
+    )
+    assert p.dhcpv6 is not None
+    wan = p.dhcpv6.interfaces["wan0"]
+    assert wan.servers[0].duid == "00:03:00:01:02:00:5e:00:53:01"
+    assert wan.servers[0].matches("fe80::9", "00:03:00:01:02:00:5e:00:53:01")
+    assert not wan.servers[1].matches("fe80::9", None)
+    assert p.dhcpv6.window == 2.0
+    assert "dhcpv6" in p.areas()
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("  interfaces:\n    wan0: {servers: [{address: 'fe80::1'}]}", "ask for something"),
+        (
+            "  interfaces:\n    wan0: {servers: [{address: '2001:db8::1'}], ia_na: true}",
+            "link-local",
+        ),
+        ("  interfaces:\n    wan0: {servers: [{duid: 'xyz'}], ia_na: true}", "not a DUID"),
+        ("  interfaces:\n    wan0: {servers: [{}], ia_na: true}", "'duid'"),
+        (
+            "  interfaces:\n    wan0: {servers: [{address: 'fe80::1'}], ia_na: true, "
+            "prefix: {length: 48}}",
+            "prefix needs ia_pd",
+        ),
+        (
+            "  interfaces:\n    wan0: {servers: [{address: 'fe80::1'}], ia_pd: true, "
+            "prefix: {length: 40, within: '2001:db8::/48'}}",
+            "cannot lie within",
+        ),
+        ("  interfaces:\n    eth9: {servers: [{address: 'fe80::1'}], ia_na: true}", "eth9"),
+        ("  delegated: {prefix: '2001:db8::/48', length: 48}", "'prefix' is exact"),
+        ("  delegated: {length: 48, lan: [lan9]}", "lan9"),
+        ("  window: 0", "greater than 0"),
+        ("  {}", "list 'interfaces'"),
+    ],
+)
+def test_schema_problems_are_one_clear_line(section: str, message: str) -> None:
+    from sixcheck.schema import ProfileError, parse
+
+    with pytest.raises(ProfileError) as exc:
+        parse(_BASE + section + "\n", "p.yaml")
+    assert message in str(exc.value), str(exc.value)

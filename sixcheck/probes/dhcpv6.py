@@ -561,7 +561,7 @@ class Dhcpv6Exchange(ProbeRequest[Dhcpv6Observation]):
     ia_pd: bool = False
     client_arch: int | None = None
     user_class: str | None = None
-    window: float = 1.0
+    window: float = 2.0
     oro: tuple[int, ...] = field(default=DEFAULT_ORO)
     needs_raw = True
 
@@ -689,7 +689,8 @@ def _run(
     except OSError as exc:
         return replace(base, error=f"could not send the {base.message} on {req.interface}: {exc}")
     sent = 1
-    retransmit_at = start + req.window / 2  # one retransmission, as a client's first RT would
+    # one retransmission after a client's first retransmission time (RFC 8415: IRT 1 s)
+    retransmit_at = start + min(1.0, req.window / 2)
     seen: list[Dhcpv6Reply] = []
     answers: dict[bytes, int] = {}  # answer payload -> index in seen (to pin ICMP errors)
     others = dropped = 0

@@ -17,6 +17,7 @@ import yaml
 from pydantic import ValidationError, model_validator
 
 from .base import IfName, Seconds, Strict
+from .dhcpv6 import Dhcpv6Area
 from .dns import DnsArea
 from .errors import Problem, ProfileError
 from .firewall import FirewallArea
@@ -27,7 +28,17 @@ from .sysctl import SysctlArea
 from .tunnel import TunnelArea
 from .vpn import VpnArea
 
-AREAS: tuple[str, ...] = ("sysctl", "nd", "routes", "dns", "ntp", "firewall", "tunnel", "vpn")
+AREAS: tuple[str, ...] = (
+    "sysctl",
+    "nd",
+    "routes",
+    "dns",
+    "ntp",
+    "firewall",
+    "tunnel",
+    "vpn",
+    "dhcpv6",
+)
 #: Profiles larger than this are refused: a profile is a handful of expectations, not a data dump.
 MAX_PROFILE_BYTES = 1 << 20
 
@@ -70,6 +81,7 @@ class Profile(Strict):
     firewall: FirewallArea | None = None
     tunnel: TunnelArea | None = None
     vpn: VpnArea | None = None
+    dhcpv6: Dhcpv6Area | None = None
 
     @model_validator(mode="after")
     def _interfaces_declared(self) -> Profile:
