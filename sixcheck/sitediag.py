@@ -442,11 +442,63 @@ def diagnose_site(vantages: Sequence[Vantage]) -> tuple[list[SiteCause], list[Re
                     target.explains += taken.failures
                     target.ties.append(f"{v.name} and {g_name}: {rel.ties[0]}")
                     target.ties.append(f"{v.name}: {why[0]}")
+    _missing_addresses(vantages, rels, own, site, absorbed)
     causes = [c for k, c in site.items() if k not in absorbed]
     causes += [unreachable_cause(v) for v in vantages if v.doc is None]
     for c in causes:
         c.ties = list(dict.fromkeys(c.ties))
     return sorted(causes, key=_rank), rels
+
+
+def _iid(a: Address) -> int:
+    return int(a) & ((1 << 64) - 1)
+
+
+def _missing_addresses(
+    vantages: Sequence[Vantage],
+    rels: Sequence[Relation],
+    own: Mapping[str, list[Cause]],
+    site: Mapping[tuple[str, str], SiteCause],
+    absorbed: set[tuple[str, str]],
+) -> None:
+    """A LAN host's own cause explains the outside's failures to the address it should have: the
+    probed address carries the host's interface identifier (that of its link-local address) in
+    the gateway's prefix, and the host has no such address now."""
+    by_name = {v.name: v for v in vantages}
+    for lan in (r for r in rels if r.kind == "lan"):
+        h = by_name[lan.vantage]
+        ranked = [c for c in own.get(h.name, []) if (h.name, c.key) not in absorbed]
+        if not ranked:
+            continue
+        iids = {_iid(a): a for a, i in h.addresses().items() if a.is_link_local}
+        g_nets = by_name[lan.gateway].prefixes()
+        target = site[(h.name, ranked[0].key)]
+        for o in (r for r in rels if r.kind == "beyond" and r.gateway == lan.gateway):
+            ov = by_name[o.vantage]
+            o_checks = {str(c["id"]): c for c in ov.failed()}
+            for oc in own.get(ov.name, []):
+                if (ov.name, oc.key) in absorbed or not oc.shown_by:
+                    continue
+                why = [_missing(o_checks[x], h, iids, g_nets) for x in oc.shown_by if x in o_checks]
+                if len(why) != len(oc.shown_by) or any(w is None for w in why):
+                    continue
+                absorbed.add((ov.name, oc.key))
+                target.explains += site[(ov.name, oc.key)].failures
+                target.ties.append(f"{ov.name}: {why[0]}")
+
+
+def _missing(
+    check: Mapping[str, Any], h: Vantage, iids: Mapping[int, Address], nets: Mapping[Network, str]
+) -> str | None:
+    have = h.addresses()
+    for a, _ in check_addresses(check):
+        net = next((n for n in nets if a in n), None)
+        if net is not None and a not in have and _iid(a) in iids:
+            return (
+                f"{a} has {h.name}'s interface identifier (its {iids[_iid(a)]}) in {net}, "
+                f"but {h.name} has no address there"
+            )
+    return None
 
 
 def _rank(c: SiteCause) -> tuple[int, int, int, str]:
