@@ -17,7 +17,13 @@ from .sitediag import FAILED, OUTSIDE, ROUTER, Relation, SiteCause, Vantage
 
 #: request fields that name where a probe went
 TARGET_KEYS = ("dst", "destination", "server", "target", "targets", "resolver")
-COLOURS = {"failed": "#c62828", "passed": "#2e7d32", "skipped": "#757575", "none": "#9e9e9e"}
+COLOURS = {
+    "failed": "#c62828",
+    "passed": "#2e7d32",
+    "skipped": "#757575",
+    "none": "#9e9e9e",
+    "tube": "#bbdefb",
+}
 BOX_W, CHIP_W, CHIP_H, LINE = 210, 320, 32, 15
 COL_X = {OUTSIDE: 48, ROUTER: 178, "host": 308}
 CHIP_X = 620
@@ -33,6 +39,7 @@ class Edge:
     checks: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     via: set[str] = field(default_factory=set)  # tunnel/VPN interfaces the probes used
+    router_on: set[str] = field(default_factory=set)  # asked as a router on these interfaces
 
     def add(self, check: Mapping[str, Any], via: str | None) -> None:
         out = str(check.get("outcome"))
@@ -50,8 +57,9 @@ class Edge:
             self.outcome = "skipped"
 
 
-def _targets(check: Mapping[str, Any]) -> Iterator[tuple[str, str | None]]:
-    """(target, tunnel/VPN interface the probe used) for every probe of a check."""
+def _targets(check: Mapping[str, Any]) -> Iterator[tuple[str, str | None, str | None]]:
+    """(target, tunnel/VPN interface the probe used, interface it was asked on as a router)
+    for every probe of a check."""
     for entry in check.get("evidence") or ():
         req = entry.get("request") if isinstance(entry, Mapping) else None
         if not isinstance(req, Mapping):
@@ -61,9 +69,10 @@ def _targets(check: Mapping[str, Any]) -> Iterator[tuple[str, str | None]]:
         via = str(iface) if check.get("area") in ("tunnel", "vpn") and iface else None
         for key in TARGET_KEYS:
             val = req.get(key)
+            router = str(req.get("interface")) if key == "targets" else None
             for v in val if isinstance(val, list) else [val]:
                 if isinstance(v, str) and v:
-                    yield v, via
+                    yield v, via, router
 
 
 def _norm(target: str) -> str:
@@ -80,15 +89,18 @@ def edges_of(v: Vantage, owner: Mapping[str, str]) -> tuple[dict[str, Edge], dic
     own = {str(a) for a in v.addresses()}
     for check in v.checks:
         seen: set[str] = set()
-        for raw, via in _targets(check):
+        for raw, via, router in _targets(check):
             t = _norm(raw)
             if t in own or t in seen:
                 continue
             seen.add(t)
             if t in owner and owner[t] != v.name:
                 to_vantage.setdefault(owner[t], Edge()).add(check, via)
-            elif not t.startswith("fe80:"):
-                to_target.setdefault(t, Edge()).add(check, via)
+            else:
+                e = to_target.setdefault(t, Edge())
+                e.add(check, via)
+                if router:
+                    e.router_on.add(router)
     return to_vantage, to_target
 
 
@@ -172,15 +184,7 @@ def render(
         for k, n in enumerate(marks.get(v.name, [])[:4]):
             parts.append(_marker(x + BOX_W - 10 - k * 22, y, n))
         pos[v.name] = (x, y, h)
-        for i, (target, e) in enumerate(chips):
-            cx = CHIP_X
-            cy = y + i * (CHIP_H + 6)
-            parts.append(_line(x + BOX_W, y + h / 2, cx, cy + CHIP_H / 2, e.outcome, 1.8))
-            parts.append(_chip(cx, cy, target, e))
-            n = next((mark_of_check[(v.name, f)] for f in e.failed
-                      if (v.name, f) in mark_of_check), 0)  # fmt: skip
-            if n:
-                parts.append(_marker(cx + CHIP_W - 4, cy + 2, n))
+        parts += _chips((x + BOX_W, y + h / 2), y, chips, v.name, mark_of_check)
         y += band
     # vantage-to-vantage edges last, so they are drawn over the bands
     for v in order:
@@ -193,8 +197,8 @@ def render(
         if rel.kind == "lan" and not probed and rel.vantage in pos and rel.gateway in pos:
             a, b = pos[rel.vantage], pos[rel.gateway]
             parts.append(_vantage_edge(a, b, Edge(), rel.vantage, rel.gateway, causes))
-    height = y + 64
-    parts.append(_legend(height - 40))
+    height = y + 84
+    parts.append(_legend(height - 60))
     body = "\n".join(parts)
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="sx-site-picture" role="img" '
@@ -202,6 +206,27 @@ def render(
         f'style="max-width:100%;height:auto" font-family="DejaVu Sans, Arial, sans-serif">'
         f"<title>the site's vantages, what they probed, and the causes</title>{body}</svg>"
     )
+
+
+def _chips(
+    start: tuple[float, float],
+    top: float,
+    chips: Sequence[tuple[str, Edge]],
+    vantage: str,
+    mark_of_check: Mapping[tuple[str, str], int],
+) -> list[str]:
+    """A vantage's targets, one under the other, each linked to the vantage's box."""
+    parts: list[str] = []
+    for i, (target, e) in enumerate(chips):
+        cx, cy = CHIP_X, top + i * (CHIP_H + 6)
+        if e.via:  # through a tunnel or VPN: a light tube under the outcome's line
+            parts.append(_line(*start, cx, cy + CHIP_H / 2, "tube", 8))
+        parts.append(_line(*start, cx, cy + CHIP_H / 2, e.outcome, 1.8))
+        parts.append(_chip(cx, cy, target, e))
+        marks = [mark_of_check[(vantage, f)] for f in e.failed if (vantage, f) in mark_of_check]
+        if marks:
+            parts.append(_marker(cx + CHIP_W - 4, cy + 2, min(marks)))
+    return parts
 
 
 def _box_lines(v: Vantage) -> list[tuple[str, str]]:
@@ -226,6 +251,8 @@ def _chip(x: float, y: float, target: str, e: Edge) -> str:
     what = ", ".join(sorted(e.areas)) or "?"
     if e.via:
         what += " via " + ", ".join(sorted(e.via))
+    if e.router_on:
+        what = f"router on {', '.join(sorted(e.router_on))}; {what}"
     n_bad = len(e.failed)
     tally = f"{n_bad} of {len(e.checks)} failed" if n_bad else f"{len(e.checks)} passed"
     return (
@@ -259,7 +286,7 @@ def _vantage_edge(
     for n, c in enumerate(causes, 1):
         vs = c.vantages()
         if len(vs) > 1 and c.vantage in (a_name, b_name) and {a_name, b_name} <= set(vs):
-            out.append(_marker(bow + 8, (y1 + y2) / 2, n))
+            out.append(_marker(0.125 * (x1 + x2) + 0.75 * bow, (y1 + y2) / 2, n))
             break
     return "".join(out)
 
@@ -269,6 +296,7 @@ def _legend(y: float) -> str:
         ("passed", "passed"),
         ("failed", "failed (dashed)"),
         ("none", "tied by addresses, not probed"),
+        ("tube", "through a tunnel or VPN"),
     ]
     out = [
         '<defs><marker id="sx-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
@@ -277,9 +305,17 @@ def _legend(y: float) -> str:
     ]
     x = 16.0
     for outcome, label in items:
-        out.append(_line(x, y, x + 40, y, outcome, 2.5))
+        out.append(_line(x, y, x + 40, y, outcome, 8 if outcome == "tube" else 2.5))
         out.append(_text(x + 48, y + 4, label, 11))
-        x += 60 + 7 * len(label)
-    out.append(_marker(x + 10, y, 1))
-    out.append(_text(x + 26, y + 4, "a cause (numbered as in the Diagnosis)", 11))
+        x += 64 + 6.5 * len(label)
+    out.append(_marker(26, y + 24, 1))
+    out.append(
+        _text(
+            42,
+            y + 28,
+            "a cause, numbered as in the Diagnosis: on the vantage where it "
+            "sits, on the links it crosses and on the failures it explains",
+            11,
+        )
+    )
     return "".join(out)
