@@ -56,8 +56,8 @@ class Vantage:
         """The vantage's IPv6 interface addresses (with prefix) from the results header."""
         out: dict[str, list[ipaddress.IPv6Interface]] = {}
         raw = ((self.doc or {}).get("vantage") or {}).get("interfaces") or {}
-        for ifname, addrs in raw.items():
-            for a in addrs or ():
+        for ifname, addrs in raw.items() if isinstance(raw, Mapping) else ():
+            for a in addrs if isinstance(addrs, list) else ():
                 try:
                     iface = ipaddress.ip_interface(str(a))
                 except ValueError:

@@ -53,8 +53,14 @@ def load_vantage(path: Path, name: str | None = None) -> VantageResult:
         doc = load(path)
     except BaselineError as exc:
         raise SiteInputError(str(exc)) from None
-    if not isinstance(doc.get("checks"), list):
-        raise SiteInputError(f"{path}: not sixcheck JSON results (no 'checks' list)")
+    checks = doc.get("checks")
+    if not isinstance(checks, list) or not all(
+        isinstance(c, Mapping) and isinstance(c.get("id"), str) for c in checks
+    ):
+        raise SiteInputError(f"{path}: not sixcheck JSON results (no list of checks with ids)")
+    for key in ("profile", "vantage", "summary"):
+        if not isinstance(doc.get(key) or {}, Mapping):
+            raise SiteInputError(f"{path}: not sixcheck JSON results ({key!r} is not an object)")
     prof = doc.get("profile")
     vname = name or str((prof.get("name") if isinstance(prof, Mapping) else None) or path.stem)
     return VantageResult(vname, doc, source=str(path))

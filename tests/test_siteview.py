@@ -164,15 +164,17 @@ def test_bad_input_is_one_line_per_problem_and_exit_4(
 ) -> None:
     (tmp_path / "x.json").write_text("{not json")
     (tmp_path / "other.json").write_text('{"schema": "something-else"}')
-    rc = siteview.main(
-        [str(tmp_path / "missing.json"), str(tmp_path / "x.json"), str(tmp_path / "other.json")]
-    )
+    (tmp_path / "odd.json").write_text('{"schema": "sixcheck-results/1", "checks": [1]}')
+    names = ["missing.json", "x.json", "other.json", "odd.json"]
+    rc = siteview.main([str(tmp_path / n) for n in names])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 4
-    assert len(err) == 3
+    assert len(err) == 4
     assert "missing.json: no such file" in err[0]
     assert "not JSON" in err[1]
     assert "not sixcheck JSON results" in err[2]
+    assert "odd.json: " in err[3]
+    assert not (tmp_path / "site-report").exists()
     assert siteview.main([]) == 4  # no files at all: argparse's usage line, exit 4
 
 
