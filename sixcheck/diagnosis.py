@@ -9,26 +9,14 @@ nothing explains is its own cause.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+from .symptoms import Facts, Symptom, failures, in_prefix, read_facts, symptom
 
 #: layers of one vantage, lowest first: a lower layer's fault explains a higher layer's failures
 LAYERS: tuple[str, ...] = ("node", "link", "address", "route", "path", "service")
-
-#: where an area's checks sit when the evidence says nothing finer
-AREA_LAYER: dict[str, str] = {
-    "sysctl": "node",
-    "nd": "link",
-    "routes": "route",
-    "tunnel": "path",
-    "vpn": "path",
-    "dns": "service",
-    "ntp": "service",
-    "firewall": "service",
-}
-
-FAILED = ("failed", "error")
 
 
 @dataclass(frozen=True)
@@ -75,30 +63,400 @@ class Cause:
         return self.shown_by + self.explains
 
 
+# ------------------------------------------------------------------------------- grouping
+
+
+#: how fundamental a kind of symptom is: a group may only explain groups after it, so the
+#: explanations form no cycle and the root of each chain is the lowest fault
+_RANK: tuple[tuple[str, int], ...] = (
+    ("sysctl:net.ipv6.conf.all.", 0),
+    ("sysctl", 1),
+    ("firewall.icmpv6-input", 2),
+    ("nd.silent", 2),
+    ("nd.not-router", 2),
+    ("nd.", 3),
+    ("addr.", 4),
+    ("route.no-default", 5),
+    ("route.extra-default", 5),
+    ("route.", 6),
+    ("tunnel.", 7),
+    ("path.", 8),
+    ("dst:", 9),
+    ("dns.", 10),
+)
+
+
+@dataclass
+class _Group:
+    """Failed checks that show the same thing (same key): one node of the explanation graph."""
+
+    key: str
+    members: list[Symptom] = field(default_factory=list)
+    ties: list[str] = field(default_factory=list)
+
+    @property
+    def order(self) -> tuple[int, int, str]:
+        rank = next((r for prefix, r in _RANK if self.key.startswith(prefix)), 11)
+        return (rank, LAYERS.index(self.layer), self.key)
+
+    @property
+    def layer(self) -> str:
+        return min((m.layer for m in self.members), key=LAYERS.index)
+
+    @property
+    def area(self) -> str:
+        named = [m.area for m in self.members if m.area]
+        if named:
+            return named[0]
+        areas = [m.check.area for m in self.members]
+        return max(areas, key=lambda a: (areas.count(a), -areas.index(a)))
+
+    @property
+    def ids(self) -> list[str]:
+        return [m.check.id for m in self.members]
+
+    def data(self, name: str) -> list[Any]:
+        """Every member's value of one evidence field (None left out)."""
+        return [m.data[name] for m in self.members if m.data.get(name) is not None]
+
+    @property
+    def silent(self) -> bool:
+        """Every member got no answer at all (no ICMPv6 error, no reset)."""
+        return all(m.data.get("silent") for m in self.members)
+
+    @property
+    def title(self) -> str:
+        if self.key.startswith("dst:"):
+            dst = self.key[4:]
+            if self.silent:
+                return f"{dst} does not answer from here (no answer at all, {_n(self.members, 'check')})"
+            if any(m.title.startswith("nothing listens") for m in self.members):
+                return f"nothing listens on {dst}: port unreachable / connection refused"
+        if self.key == "route.unreachable":
+            dsts = sorted(set(self.data("destination")))
+            return (
+                "this node has no route off-link: "
+                + ", ".join(dsts[:3])
+                + (f" and {len(dsts) - 3} more" if len(dsts) > 3 else "")
+                + " fail here with Network is unreachable"
+            )
+        return self.members[0].title
+
+
+def _n(items: Iterable[Any] | int, word: str) -> str:
+    n = items if isinstance(items, int) else len(list(items))
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _groups(symptoms: list[Symptom]) -> dict[str, _Group]:
+    groups: dict[str, _Group] = {}
+    for s in symptoms:
+        groups.setdefault(s.key, _Group(s.key)).members.append(s)
+    # DNS and NTP name no sender for an ICMPv6 error; a TCP/UDP probe does. The same refusal
+    # from the one router that sends it is one firewall rule, not several causes.
+    for name in {k.split(":", 1)[1].split("@")[0] for k in groups if k.startswith("path.icmp:")}:
+        anon = groups.get(f"path.icmp:{name}@?")
+        known = [
+            g for k, g in groups.items() if k.startswith(f"path.icmp:{name}@") and g is not anon
+        ]
+        if anon is not None and len(known) == 1:
+            g = known[0]
+            g.members += anon.members
+            del groups[anon.key]
+            g.ties.append(
+                f"{_n(anon.members, 'more check')} got the same ICMPv6 {name} (their probes do "
+                f"not record the sender; {g.key.rsplit('@', 1)[1]} is the only router seen "
+                "sending it)"
+            )
+    for g in groups.values():
+        if len(g.members) > 1 and g.key.startswith(("dst:", "path.icmp:")):
+            hows = sorted({str(m.data.get("icmp") or m.data.get("how")) for m in g.members})
+            g.ties.append(f"{_n(g.members, 'check')} failed the same way: {', '.join(hows)}")
+    return groups
+
+
+# ------------------------------------------------------------------------------- rules
+
+
+@dataclass(frozen=True)
+class _Edge:
+    cause: str
+    effect: str
+    tie: str
+
+
+Rule = Callable[[dict[str, _Group], Facts], Iterable[_Edge]]
+
+
+def _iface(key: str) -> str:
+    return key.rsplit("@", 1)[1] if "@" in key else ""
+
+
+def _each(groups: dict[str, _Group], prefix: str) -> list[_Group]:
+    return [g for k, g in groups.items() if k.startswith(prefix)]
+
+
+def _offlink_answered(facts: Facts) -> bool:
+    return any(not in_prefix(a, "fe80::/10") for a in facts.answered)
+
+
+def _sysctl_rules(groups: dict[str, _Group], facts: Facts) -> Iterator[_Edge]:
+    for g in _each(groups, "sysctl:net.ipv6.conf.all."):
+        leaf, value = g.members[0].data["leaf"], g.members[0].data["value"]
+        for other in _each(groups, "sysctl:"):
+            d = other.members[0].data
+            if other is not g and d.get("leaf") == leaf and d.get("value") == value:
+                yield _Edge(
+                    g.key,
+                    other.key,
+                    f"net.ipv6.conf.all.{leaf}={value} sets every interface's {leaf}: "
+                    f"{d['key']} shows the same {value}",
+                )
+    for nd in _each(groups, "route.no-default@"):
+        iface = _iface(nd.key)
+        ignored = groups.get(f"sysctl.ra-ignored@{iface}")
+        if ignored is not None:
+            yield _Edge(
+                ignored.key,
+                nd.key,
+                f"with forwarding=1 and accept_ra=1 on {iface} the kernel ignores upstream RAs, "
+                f"so no default route is learnt on {iface}",
+            )
+        for leaf in ("accept_ra", "accept_ra_defrtr", "disable_ipv6", "forwarding"):
+            s = groups.get(f"sysctl:net.ipv6.conf.{iface}.{leaf}")
+            if s is not None:
+                yield _Edge(
+                    s.key,
+                    nd.key,
+                    f"{leaf}={s.members[0].data['value']} on {iface} keeps RAs from installing "
+                    f"a default route there, and {iface} has none",
+                )
+
+
+def _ra_rules(groups: dict[str, _Group], facts: Facts) -> Iterator[_Edge]:
+    for g in _each(groups, "nd.no-ra@"):
+        iface = _iface(g.key)
+        if (a := groups.get(f"addr.missing@{iface}")) is not None:
+            missing = ", ".join(sorted({p for m in a.data("missing") for p in m}))
+            yield _Edge(g.key, a.key, f"no RA on {iface}, so no SLAAC address in {missing}")
+        if (r := groups.get(f"route.no-default@{iface}")) is not None:
+            yield _Edge(g.key, r.key, f"no RA on {iface}, so no default route learnt from RAs")
+    for g in _each(groups, "nd.prefix@"):
+        iface = _iface(g.key)
+        adv = [p for m in g.data("advertised") for p in m]
+        if not adv:
+            continue
+        if (a := groups.get(f"addr.missing@{iface}")) is not None:
+            have = [x for m in a.data("have") for x in m if any(in_prefix(x, p) for p in adv)]
+            if have:
+                yield _Edge(
+                    g.key,
+                    a.key,
+                    f"{iface} formed {', '.join(sorted(set(have)))} from the advertised "
+                    f"{', '.join(adv)} instead",
+                )
+        for other in [*_each(groups, "route.source:"), *_each(groups, "dst:")]:
+            srcs = sorted(
+                {str(s) for s in other.data("source") if any(in_prefix(s, p) for p in adv)}
+            )
+            if srcs and (other.key.startswith("route.") or other.silent):
+                yield _Edge(
+                    g.key,
+                    other.key,
+                    f"{other.key.split(':', 1)[1]}: sent from {', '.join(srcs)}, in the advertised "
+                    f"{', '.join(adv)}, which is not routed to this site: replies never come back"
+                    if other.key.startswith("dst:")
+                    else f"traffic leaves from {', '.join(srcs)}, an address in the advertised "
+                    f"{', '.join(adv)}",
+                )
+    for g in _each(groups, "nd.rogue@"):
+        iface = _iface(g.key)
+        routers = [r for m in g.data("routers") for r in m]
+        prefixes = [p for m in g.data("prefixes") for p in m]
+        if (a := groups.get(f"addr.extra@{iface}")) is not None:
+            extra = [
+                x for m in a.data("extra") for x in m if any(in_prefix(x, p) for p in prefixes)
+            ]
+            if extra:
+                yield _Edge(
+                    g.key,
+                    a.key,
+                    f"{', '.join(extra)} on {iface} is in {', '.join(prefixes)}, the rogue "
+                    "router's prefix",
+                )
+        if (r := groups.get(f"route.extra-default@{iface}")) is not None:
+            gws = [str(x) for m in r.data("gateways") for x in m if str(x) in routers]
+            if gws:
+                yield _Edge(
+                    g.key, r.key, f"the extra default route goes via {gws[0]}, the rogue router"
+                )
+
+
+def _neighbor_rules(groups: dict[str, _Group], facts: Facts) -> Iterator[_Edge]:
+    quiet = [g for g in _each(groups, "dst:") if g.silent]
+    for g in _each(groups, "nd.silent@"):
+        iface, router = _iface(g.key), g.members[0].data["router"]
+        if (ra := groups.get(f"nd.no-ra@{iface}")) is not None:
+            yield _Edge(
+                g.key,
+                ra.key,
+                f"{router} answers neither Router nor Neighbor Solicitations on {iface}: "
+                "ICMPv6 to it is dropped, not just its RA daemon",
+            )
+        if (r := groups.get(f"route.no-default@{iface}")) is not None:
+            yield _Edge(g.key, r.key, f"{router} is silent on {iface}: no default route via it")
+        if not _offlink_answered(facts):
+            for d in quiet:
+                yield _Edge(
+                    g.key,
+                    d.key,
+                    f"{router}, the router on {iface}, does not answer Neighbor Solicitations, "
+                    f"so nothing reaches it: {d.key[4:]} timed out like every off-link target",
+                )
+    for g in _each(groups, "nd.not-router@"):
+        iface, router = _iface(g.key), g.members[0].data["router"]
+        if (r := groups.get(f"route.no-default@{iface}")) is not None:
+            yield _Edge(
+                g.key,
+                r.key,
+                f"{router} answered without the Router flag: hosts remove it from their default "
+                f"routers, so {iface} has no default route",
+            )
+        if (u := groups.get("route.unreachable")) is not None and r is None:
+            yield _Edge(g.key, u.key, f"{router} is no router any more: no route off-link here")
+        for d in quiet:
+            yield _Edge(
+                g.key,
+                d.key,
+                f"{router} does not forward IPv6 (no Router flag): {d.key[4:]} timed out",
+            )
+    for g in _each(groups, "firewall.icmpv6-input"):
+        for d in quiet:
+            if all(m.data.get("echo") for m in d.members):
+                yield _Edge(
+                    g.key,
+                    d.key,
+                    f"echo replies are ICMPv6 too, and this node drops ICMPv6 it receives: "
+                    f"{d.key[4:]}'s reply never arrived",
+                )
+
+
+def _route_rules(groups: dict[str, _Group], facts: Facts) -> Iterator[_Edge]:
+    u = groups.get("route.unreachable")
+    for g in _each(groups, "route.no-default@"):
+        if u is not None:
+            yield _Edge(
+                g.key,
+                u.key,
+                f"no default route on {_iface(g.key)}, and the off-link probes failed at once "
+                "with Network is unreachable",
+            )
+    r = groups.get("dns.resolve")
+    if (
+        u is not None
+        and r is not None
+        and any("unreachable" in str(m.data.get("error", "")).lower() for m in r.members)
+    ):
+        yield _Edge(u.key, r.key, "the name lookups failed locally too: Network is unreachable")
+    for g in _each(groups, "tunnel.missing@"):
+        iface = _iface(g.key)
+        for other in groups.values():
+            if other is not g and all(m.check.area == "tunnel" for m in other.members):
+                yield _Edge(
+                    g.key, other.key, f"{iface} does not exist, so nothing goes through the tunnel"
+                )
+
+
+def _path_rules(groups: dict[str, _Group], facts: Facts) -> Iterator[_Edge]:
+    quiet = sorted((g for g in _each(groups, "dst:") if g.silent), key=lambda g: g.order)
+    answered = _offlink_answered(facts)
+    for g in _each(groups, "path.icmp:"):
+        name = g.key.split(":", 1)[1].split("@")[0]
+        who = g.key.rsplit("@", 1)[1]
+        if name in ("no-route", "admin-prohibited", "addr-unreachable") and not answered:
+            for d in quiet:
+                yield _Edge(
+                    g.key,
+                    d.key,
+                    f"{who} answered {name} for other probes and no off-link destination "
+                    f"answered at all ({who} rate-limits its ICMPv6 errors): {d.key[4:]} timed out",
+                )
+    if len(quiet) > 1 and not answered:
+        # nothing off-link answers, on any protocol: one silent path, not one fault per target
+        first = quiet[0]
+        for d in quiet[1:]:
+            yield _Edge(
+                first.key,
+                d.key,
+                f"no off-link destination answers from here: {first.key[4:]} and {d.key[4:]} "
+                "are silent alike (nothing came back, not even an ICMPv6 error)",
+            )
+    resolve = groups.get("dns.resolve")
+    if resolve is not None:
+        for res in facts.resolvers or []:
+            if (server := groups.get(f"dst:{res}")) is not None:
+                yield _Edge(
+                    server.key,
+                    resolve.key,
+                    f"names are looked up through {res}, this node's resolver, which failed",
+                )
+
+
+RULES: tuple[Rule, ...] = (_sysctl_rules, _ra_rules, _neighbor_rules, _route_rules, _path_rules)
+
+
+# ------------------------------------------------------------------------------- causes
+
+
 def _rank(c: Cause) -> tuple[int, int, str]:
-    # most failures explained first; on a tie the lower layer (it is nearer the root)
+    # most failures accounted for first; on a tie the lower layer (it is nearer the root)
     return (-len(c.failures), LAYERS.index(c.layer) if c.layer in LAYERS else len(LAYERS), c.key)
 
 
 def diagnose(doc: Mapping[str, Any]) -> list[Cause]:
-    """The causes of a run's failures, ranked: the one that explains most (lowest layer on a tie)
-    first. A healthy run has none."""
+    """The causes of a run's failures, ranked: the one that accounts for most failures first
+    (the lower layer on a tie). A healthy run has none; a failure nothing explains is its own."""
     vantage = str((doc.get("profile") or {}).get("name") or "")
-    causes: list[Cause] = []
-    for check in doc.get("checks") or ():
-        if check.get("outcome") not in FAILED:
-            continue
-        area = str(check.get("area") or "other")
-        msg = str(check.get("message") or "").strip().splitlines()
+    facts = read_facts(doc)
+    groups = _groups([symptom(f, facts) for f in failures(doc)])
+    if not groups:
+        return []
+    parent: dict[str, _Edge] = {}
+    for rule in RULES:
+        for e in rule(groups, facts):
+            if e.cause == e.effect or e.cause not in groups or e.effect not in groups:
+                continue
+            if groups[e.cause].order >= groups[e.effect].order:
+                continue  # only a more fundamental symptom explains another: no cycles
+            # the first (most fundamental) explanation of a group is the one kept
+            kept = parent.get(e.effect)
+            if kept is None or groups[e.cause].order < groups[kept.cause].order:
+                parent[e.effect] = e
+
+    def root(key: str) -> str:
+        while key in parent:
+            key = parent[key].cause
+        return key
+
+    tree: dict[str, list[_Group]] = {}
+    for key in sorted(groups, key=lambda k: groups[k].order):
+        tree.setdefault(root(key), []).append(groups[key])
+    causes = []
+    for key, members in tree.items():
+        g = groups[key]
+        explained = [m for m in members if m is not g]
+        ties = [*g.ties]
+        for m in explained:
+            ties += [parent[m.key].tie, *m.ties]
         causes.append(
             Cause(
-                key=f"check:{check['id']}",
-                area=area,
-                layer=AREA_LAYER.get(area, "service"),
-                title=msg[0] if msg else f"{check['id']} failed",
-                shown_by=(str(check["id"]),),
-                explains=(),
-                ties=(),
+                key=key,
+                area=g.area,
+                layer=g.layer,
+                title=g.title,
+                shown_by=tuple(g.ids),
+                explains=tuple(i for m in explained for i in m.ids),
+                ties=tuple(dict.fromkeys(ties)),
                 vantage=vantage,
             )
         )
