@@ -9,11 +9,13 @@ nothing explains is its own cause.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
-from .symptoms import Facts, Symptom, failures, in_prefix, read_facts, symptom
+from .symptoms import Facts, Symptom, failures, first_line, in_prefix, read_facts, symptom
 
 #: layers of one vantage, lowest first: a lower layer's fault explains a higher layer's failures
 LAYERS: tuple[str, ...] = ("node", "link", "address", "route", "path", "service")
@@ -79,10 +81,14 @@ _RANK: tuple[tuple[str, int], ...] = (
     ("route.no-default", 5),
     ("route.extra-default", 5),
     ("route.", 6),
-    ("tunnel.", 7),
+    ("tunnel.missing", 7),
+    ("tunnel.mtu", 7),
+    ("vpn.", 7),
+    ("tunnel.", 8),
     ("path.", 8),
     ("dst:", 9),
     ("dns.", 10),
+    ("ntp:", 10),
 )
 
 
@@ -96,7 +102,7 @@ class _Group:
 
     @property
     def order(self) -> tuple[int, int, str]:
-        rank = next((r for prefix, r in _RANK if self.key.startswith(prefix)), 11)
+        rank = next((r for prefix, r in _RANK if self.key.startswith(prefix)), 12)
         return (rank, LAYERS.index(self.layer), self.key)
 
     @property
@@ -367,6 +373,28 @@ def _route_rules(groups: dict[str, _Group], facts: Facts) -> Iterator[_Edge]:
                 )
 
 
+def _tunnel_rules(groups: dict[str, _Group], facts: Facts) -> Iterator[_Edge]:
+    for g in _each(groups, "tunnel.mtu@"):
+        mtu = g.members[0].data["mtu"]
+        for b in _each(groups, "tunnel.blackhole:"):
+            if mtu in b.data("size"):
+                yield _Edge(
+                    g.key,
+                    b.key,
+                    f"the packets that vanish are {mtu} bytes, exactly {_iface(g.key)}'s MTU: "
+                    "the tunnel sends more than the path carries",
+                )
+    for d in _each(groups, "dst:"):
+        for via in sorted(set(d.data("via"))):
+            far = groups.get(f"dst:{via}")
+            if far is not None and far is not d and far.silent and d.silent:
+                yield _Edge(
+                    far.key,
+                    d.key,
+                    f"the route to {d.key[4:]} goes via {via}, which does not answer either",
+                )
+
+
 def _path_rules(groups: dict[str, _Group], facts: Facts) -> Iterator[_Edge]:
     quiet = sorted((g for g in _each(groups, "dst:") if g.silent), key=lambda g: g.order)
     answered = _offlink_answered(facts)
@@ -402,15 +430,32 @@ def _path_rules(groups: dict[str, _Group], facts: Facts) -> Iterator[_Edge]:
                 )
 
 
-RULES: tuple[Rule, ...] = (_sysctl_rules, _ra_rules, _neighbor_rules, _route_rules, _path_rules)
+RULES: tuple[Rule, ...] = (
+    _sysctl_rules,
+    _ra_rules,
+    _neighbor_rules,
+    _route_rules,
+    _tunnel_rules,
+    _path_rules,
+)
 
 
 # ------------------------------------------------------------------------------- causes
 
 
-def _rank(c: Cause) -> tuple[int, int, str]:
-    # most failures accounted for first; on a tie the lower layer (it is nearer the root)
-    return (-len(c.failures), LAYERS.index(c.layer) if c.layer in LAYERS else len(LAYERS), c.key)
+def _rank(c: Cause) -> tuple[bool, int, int, str]:
+    # what the evidence shows before what a broken probe could not tell; then the cause that
+    # accounts for most failures; on a tie the lower layer (it is nearer the root)
+    layer = LAYERS.index(c.layer) if c.layer in LAYERS else len(LAYERS)
+    return (c.key.startswith("probe:"), -len(c.failures), layer, c.key)
+
+
+def _ancestors(key: str, parent: Mapping[str, _Edge]) -> set[str]:
+    seen = {key}
+    while key in parent:
+        key = parent[key].cause
+        seen.add(key)
+    return seen
 
 
 def diagnose(doc: Mapping[str, Any]) -> list[Cause]:
@@ -421,17 +466,19 @@ def diagnose(doc: Mapping[str, Any]) -> list[Cause]:
     groups = _groups([symptom(f, facts) for f in failures(doc)])
     if not groups:
         return []
+    edges = [
+        e
+        for rule in RULES
+        for e in rule(groups, facts)
+        if e.cause != e.effect and e.cause in groups and e.effect in groups
+    ]
+    # the most fundamental explanation of a group is the one kept; one that would close a
+    # circle (the effect already explains the cause) is dropped
     parent: dict[str, _Edge] = {}
-    for rule in RULES:
-        for e in rule(groups, facts):
-            if e.cause == e.effect or e.cause not in groups or e.effect not in groups:
-                continue
-            if groups[e.cause].order >= groups[e.effect].order:
-                continue  # only a more fundamental symptom explains another: no cycles
-            # the first (most fundamental) explanation of a group is the one kept
-            kept = parent.get(e.effect)
-            if kept is None or groups[e.cause].order < groups[kept.cause].order:
-                parent[e.effect] = e
+    for e in sorted(edges, key=lambda e: groups[e.cause].order):
+        if e.effect in parent or e.effect in _ancestors(e.cause, parent):
+            continue
+        parent[e.effect] = e
 
     def root(key: str) -> str:
         while key in parent:
@@ -445,6 +492,10 @@ def diagnose(doc: Mapping[str, Any]) -> list[Cause]:
     for key, members in tree.items():
         g = groups[key]
         explained = [m for m in members if m is not g]
+        # a failure that stands alone says best what it is: its check's own words
+        title = (
+            first_line(g.members[0].check.message) if len(g.members) == 1 and not explained else ""
+        )
         ties = [*g.ties]
         for m in explained:
             ties += [parent[m.key].tie, *m.ties]
@@ -453,7 +504,7 @@ def diagnose(doc: Mapping[str, Any]) -> list[Cause]:
                 key=key,
                 area=g.area,
                 layer=g.layer,
-                title=g.title,
+                title=title or g.title,
                 shown_by=tuple(g.ids),
                 explains=tuple(i for m in explained for i in m.ids),
                 ties=tuple(dict.fromkeys(ties)),
@@ -461,3 +512,68 @@ def diagnose(doc: Mapping[str, Any]) -> list[Cause]:
             )
         )
     return sorted(causes, key=_rank)
+
+
+# ------------------------------------------------------------------------------- showing them
+
+#: causes shown in the terminal before "and N more"
+TERMINAL_MAX = 5
+
+
+def _explains(c: Cause) -> str:
+    return f"explains {_n(len(c.explains), 'failure')}" if c.explains else "explains nothing else"
+
+
+def terminal_lines(causes: list[Cause], limit: int = TERMINAL_MAX) -> list[str]:
+    """`sixcheck: probable cause: ...` lines, the top one first: what to fix first."""
+    out = []
+    for c in causes[:limit]:
+        shown = f"shown by {_n(c.shown_by, 'check')}"
+        out.append(f"sixcheck: probable cause [{c.area}]: {c.title} ({_explains(c)}; {shown})")
+    if len(causes) > limit:
+        out.append(f"sixcheck: ... and {_n(len(causes) - limit, 'more cause')} (see the report)")
+    return out
+
+
+def _row_link(check_id: str) -> str:
+    # pytest-html gives each result's <tbody> the check's node id as its id
+    label = html.escape(check_id.rsplit("::", 1)[-1])
+    return f"<a href='#{html.escape(quote(check_id, safe='/:[]@.,=+-_'))}'>{label}</a>"
+
+
+def html_section(causes: list[Cause]) -> str:
+    """The report's Diagnosis section: each cause, what shows it, what it explains and why."""
+    if not causes:
+        return (
+            "<h2 id='sixcheck-diagnosis'>Diagnosis</h2>"
+            "<p class='sx-diag-none'>No failures: nothing to diagnose.</p>"
+        )
+    items = []
+    for c in causes:
+        shown = ", ".join(_row_link(i) for i in c.shown_by)
+        explained = "".join(f"<li>{_row_link(i)}</li>" for i in c.explains)
+        ties = "".join(f"<li>{html.escape(t)}</li>" for t in c.ties)
+        items.append(
+            f"<li class='sx-cause' data-cause='{html.escape(c.key)}'>"
+            f"<b>{html.escape(c.title)}</b> <small>[{html.escape(c.area)}, {html.escape(c.layer)}]"
+            f"</small> &mdash; {_explains(c)}"
+            f"<div>shown by: {shown}</div>"
+            + (
+                f"<details><summary>{_n(len(c.explains), 'consequence')}</summary>"
+                f"<ul>{explained}</ul></details>"
+                if c.explains
+                else ""
+            )
+            + (
+                f"<details><summary>why they belong together</summary><ul>{ties}</ul></details>"
+                if ties
+                else ""
+            )
+            + "</li>"
+        )
+    return (
+        "<style>.sx-cause{margin:.4em 0}.sx-cause:first-child b{color:#a00}</style>"
+        "<h2 id='sixcheck-diagnosis'>Diagnosis</h2>"
+        f"<p>{_n(len(causes), 'probable cause')}, the one to fix first on top:</p>"
+        f"<ol class='sixcheck-diagnosis'>{''.join(items)}</ol>"
+    )

@@ -19,7 +19,7 @@ import pytest
 from _pytest._code.code import ReprFileLocation, TerminalRepr  # no public home for these
 
 from . import baseline as bl
-from . import history, prometheus
+from . import diagnosis, history, prometheus
 from .check import TARGETS_ATTR
 from .probes.base import (
     Observation,
@@ -39,6 +39,7 @@ PROFILE_KEY = pytest.StashKey[LoadedProfile]()
 RESULTS_KEY = pytest.StashKey[Results]()
 PLAN_KEY = pytest.StashKey[list[ProbeRequest[Any]]]()
 EVIDENCE_KEY = pytest.StashKey[list[dict[str, Any]]]()
+SUITE_PROPERTY_KEY = pytest.StashKey[Callable[[str, object], None]]()
 NA_MARK = "sixcheck_na"
 CHECKS_DIR = Path(__file__).resolve().parents[1] / "checks"
 
@@ -351,6 +352,18 @@ def _sixcheck_observations(
     return observations
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _sixcheck_suite_properties(request: pytest.FixtureRequest) -> None:
+    """Keep JUnit's suite-level property recorder, for the cause count written at the end."""
+    if RESULTS_KEY not in request.config.stash:
+        return
+    try:
+        record = request.getfixturevalue("record_testsuite_property")
+    except pytest.FixtureLookupError:  # -p no:junitxml
+        return
+    request.config.stash[SUITE_PROPERTY_KEY] = record
+
+
 @pytest.fixture
 def evidence(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Notes a check wants in its report entry (expected values, the rule it applied)."""
@@ -485,8 +498,10 @@ class _RunHooks:
     def pytest_html_results_summary(self, prefix: list[str]) -> None:
         prefix.extend(self.results.html_summary())
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        # runs before pytest-html's (trylast) final write, so the HTML shows the comparison
+        # runs before pytest-html's (trylast) final write and JUnit's, so the HTML shows the
+        # comparison and the diagnosis, and the JUnit XML the cause count
         if session.config.option.collectonly:
             return  # nothing ran: no results to write
         cmp = self.results.comparison()
@@ -497,7 +512,12 @@ class _RunHooks:
             and not cmp.unknown_failures()
         ):
             session.exitstatus = pytest.ExitCode.OK  # only known failures: tolerated
-        doc = self.results.finish(int(session.exitstatus))
+        doc = self.results.finish(int(session.exitstatus), diagnosis.diagnose)
+        record = session.config.stash.get(SUITE_PROPERTY_KEY, None)
+        if record is not None and self.results.causes is not None:
+            record("sixcheck_causes", len(self.results.causes))
+            if self.results.causes:
+                record("sixcheck_top_cause", self.results.causes[0].title)
         if self.prometheus_file is not None:
             try:
                 prometheus.write(self.prometheus_file, doc)

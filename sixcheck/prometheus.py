@@ -9,7 +9,8 @@ rename, so a scrape never sees half a file. Metrics (all gauges, labels `profile
 - `sixcheck_check_skipped` 1 for every skipped check;
 - `sixcheck_checks{profile, outcome}` how many checks ended so;
 - `sixcheck_run_duration_seconds`, `sixcheck_run_timestamp_seconds` (end of the run, Unix time),
-  `sixcheck_run_exitstatus`, and with `--baseline` `sixcheck_baseline_changes{profile, change}`.
+  `sixcheck_run_exitstatus`, and with `--baseline` `sixcheck_baseline_changes{profile, change}`;
+- `sixcheck_causes{profile}` how many probable causes the diagnosis found (0 on a healthy run).
 """
 
 from __future__ import annotations
@@ -90,6 +91,11 @@ def render(results: dict[str, Any]) -> str:
     if results.get("exitstatus") is not None:
         metrics["sixcheck_run_exitstatus"][1].append(
             f"sixcheck_run_exitstatus{pl} {int(results['exitstatus'])}"
+        )
+    if isinstance(results.get("causes"), list):
+        metrics["sixcheck_causes"] = (
+            "probable causes of the last run's failures (see the report's Diagnosis)",
+            [f"sixcheck_causes{pl} {len(results['causes'])}"],
         )
     baseline = results.get("baseline")
     if isinstance(baseline, dict) and isinstance(baseline.get("counts"), dict):

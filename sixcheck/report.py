@@ -13,6 +13,7 @@ import os
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 import yaml
 
 from . import baseline as bl
+from . import diagnosis
 from .probes.base import fields_table, has_raw_sockets
 from .schema import LoadedProfile
 from .secrets import redact, redact_obj
@@ -87,6 +89,8 @@ class Results:
         self.baseline_path: str | None = None
         self.baseline_note: str | None = None  # why there is no comparison (e.g. first run)
         self.fail_on = "failures"
+        #: the run's probable causes, ranked (set when the run finishes; None before)
+        self.causes: list[diagnosis.Cause] | None = None
 
     @functools.cached_property
     def vantage(self) -> Vantage:
@@ -179,6 +183,8 @@ class Results:
         }
         if self.loaded.profile.description:
             doc["profile"]["description"] = self.loaded.profile.description
+        if self.causes is not None:
+            doc["causes"] = [c.to_json() for c in self.causes]
         cmp = self.comparison()
         if cmp is not None:
             doc["baseline"] = cmp.as_json()
@@ -202,11 +208,20 @@ class Results:
         """Stopped by Ctrl-C (pytest's exit status 2): checks that did not run are missing."""
         return self.exitstatus == INTERRUPTED
 
-    def finish(self, exitstatus: int) -> dict[str, Any]:
-        """Record the end of the run and write the JSON; returns the document written."""
+    def finish(
+        self,
+        exitstatus: int,
+        diagnose: Callable[[dict[str, Any]], list[diagnosis.Cause]] | None = None,
+    ) -> dict[str, Any]:
+        """Record the end of the run and write the JSON; returns the document written.
+
+        `diagnose` turns the document into its causes, which the JSON and both summaries carry."""
         self.duration = time.monotonic() - self.t0
         self.exitstatus = exitstatus
         doc = self.as_json()
+        if diagnose is not None:
+            self.causes = diagnose(doc)
+            doc["causes"] = redact_obj([c.to_json() for c in self.causes])
         if self.json_path is not None:
             write_atomic(self.json_path, json.dumps(doc, indent=2, default=str) + "\n")
         return doc
@@ -229,6 +244,8 @@ class Results:
         out = []
         if self.interrupted:
             out.append(f"<p class='sx-interrupted'><b>{html.escape(INTERRUPTED_NOTE)}</b></p>")
+        if self.causes is not None:
+            out.append(diagnosis.html_section(self.causes))
         cmp = self.comparison()
         if cmp is not None:
             out.append(bl.html_section(cmp, self.fail_on))
@@ -243,6 +260,7 @@ class Results:
 
     def terminal_lines(self) -> list[str]:
         out = [f"sixcheck: {INTERRUPTED_NOTE}"] if self.interrupted else []
+        out += [] if self.causes is None else diagnosis.terminal_lines(self.causes)
         cmp = self.comparison()
         if cmp is not None:
             out += bl.terminal_lines(cmp, self.fail_on)

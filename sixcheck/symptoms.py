@@ -82,6 +82,8 @@ class Facts:
     resolvers: list[str] = field(default_factory=list)
     #: global addresses per interface
     addresses: dict[str, list[str]] = field(default_factory=dict)
+    #: VPN interfaces (their LinkInfo: addresses and routes per family)
+    links: dict[str, Obs] = field(default_factory=dict)
     #: off-link destinations that answered something (a DNS message, an NTP reply, a TCP
     #: handshake or reset, an echo reply): the path to them works
     answered: set[str] = field(default_factory=set)
@@ -147,6 +149,8 @@ def read_facts(doc: Mapping[str, Any]) -> Facts:
                         and r.get("type", "unicast") == "unicast"
                     ):
                         facts.defaults.add((str(r.get("dev")), str(r.get("gateway") or "")))
+            elif kind == "LinkInfo" and o.get("error") is None and o.get("exists"):
+                facts.links[str(o.get("interface"))] = o
             elif kind == "HostResolvers" and o.get("error") is None:
                 facts.resolvers = [str(a) for a in o.get("effective") or ()]
             elif kind == "AddressList" and o.get("error") is None and o.get("interface"):
@@ -211,6 +215,8 @@ def symptom(f: Failure, facts: Facts) -> Symptom:
         _default_route,
         _route_get,
         _tunnel,
+        _vpn,
+        _ntp_answer,
     ):
         s = reader(f, facts)
         if s is not None:
@@ -228,13 +234,13 @@ def _probe_failed(f: Failure, facts: Facts) -> Symptom | None:
     """A probe that broke: every check that waited on the same request shares its one error."""
     for req, o in zip(f.requests, f.observations, strict=False):
         if o.get("kind") == "ProbeFailed":
-            what = ", ".join(f"{k}={v}" for k, v in req.items() if v is not None)
+            args = ", ".join(f"{k}={v}" for k, v in req.items() if k != "probe" and v is not None)
             return Symptom(
                 f,
-                f"probe:{what}",
+                f"probe:{req.get('probe', '?')}({args})",
                 AREA_LAYER.get(f.area, "service"),
                 f"could not tell: {req.get('probe', 'a probe')} failed: {o.get('error')}",
-                {"request": dict(req)},
+                {"request": dict(req), "could_not_tell": True},
             )
     return None
 
@@ -481,11 +487,25 @@ def _no_route(f: Failure, dst: str) -> Symptom:
 
 
 def _tunnel(f: Failure, facts: Facts) -> Symptom | None:
-    if f.area != "tunnel" or f.func != "test_tunnel_interface":
+    if f.area != "tunnel":
+        return None
+    for o in f.of_kind("PathMtuResult"):
+        if o.get("verdict") == "blackhole":
+            return Symptom(
+                f,
+                f"tunnel.blackhole:{o.get('dst')}",
+                "path",
+                f"{o.get('blackhole_size')}-byte packets to {o.get('dst')} vanish without "
+                "Packet Too Big (PMTU black hole)",
+                {"size": o.get("blackhole_size"), "destination": o.get("dst")},
+            )
+    if f.func != "test_tunnel_interface":
         return None
     lists = f.of_kind("AddressList")
-    if lists and lists[0].get("exists") is False:
-        iface = str(lists[0].get("interface"))
+    if not lists:
+        return None
+    iface = str(lists[0].get("interface"))
+    if lists[0].get("exists") is False:
         return Symptom(
             f,
             f"tunnel.missing@{iface}",
@@ -493,6 +513,64 @@ def _tunnel(f: Failure, facts: Facts) -> Symptom | None:
             f"tunnel interface {iface} does not exist (the tunnel client is not running)",
             {"interface": iface},
         )
+    link = lists[0].get("link") or {}
+    want = (
+        (f.notes.get("expected") or {}).get("mtu")
+        if isinstance(f.notes.get("expected"), Mapping)
+        else None
+    )
+    if want is not None and link.get("mtu") is not None and link.get("mtu") != want:
+        return Symptom(
+            f,
+            f"tunnel.mtu@{iface}",
+            "path",
+            f"{iface} has MTU {link.get('mtu')}, expected {want}",
+            {"interface": iface, "mtu": link.get("mtu"), "expected": want},
+        )
+    return None
+
+
+def _vpn(f: Failure, facts: Facts) -> Symptom | None:
+    """A protected destination whose IPv6 leaves by another interface than the VPN's."""
+    if f.area != "vpn" or not facts.links:
+        return None
+    out: set[str] = set()
+    for o in f.observations:
+        for d in o.get("decisions") or ():
+            if isinstance(d, Mapping) and d.get("family") == 6 and d.get("interface"):
+                out.add(str(d["interface"]))
+        if o.get("kind") == "unicast" and o.get("family") == 6 and o.get("interface"):
+            out.add(str(o["interface"]))
+        if o.get("kind") == "CaptureResult" and o.get("family") == 6:
+            for p in o.get("probes") or ():
+                out.update(str(i) for i in p.get("seen_on") or ())
+    leaks = sorted(out - set(facts.links))
+    if not leaks:
+        return None
+    vpn = sorted(facts.links)[0]
+    no_v6 = not (facts.links[vpn].get("addresses") or {}).get("6")
+    return Symptom(
+        f,
+        f"vpn.leak@{vpn}",
+        "path",
+        f"IPv6 to the protected networks leaves by {', '.join(leaks)} around {vpn}"
+        + (f": {vpn} carries no IPv6 (no IPv6 address or route on it)" if no_v6 else ""),
+        {"interface": vpn, "leaks": leaks, "no_ipv6": no_v6},
+    )
+
+
+def _ntp_answer(f: Failure, facts: Facts) -> Symptom | None:
+    """An NTP server that answers wrongly: every check of the same server shows one fault."""
+    for o in f.of_kind("NtpAnswer"):
+        if o.get("responded"):
+            addr = str(o.get("address") or o.get("server"))
+            return Symptom(
+                f,
+                f"ntp:{addr}",
+                "service",
+                f"NTP server {addr}: {first_line(f.message, 140)}",
+                {"destination": addr},
+            )
     return None
 
 
@@ -553,6 +631,9 @@ def _failed_exchange(f: Failure, dst: str, o: Obs, how: str) -> Symptom:
         "offender": offender,
         "silent": how in ("timeout", "dropped", "silent") and name is None,
         "echo": o.get("kind") == "EchoResult",
+        "via": next(
+            (str(r.get("gateway")) for r in f.of_kind("RouteLookup") if r.get("gateway")), None
+        ),
     }
     if name and name not in ("port-unreachable",) and offender != dst:
         # a router on the way said no: every failure with its same answer is one cause
