@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from sixcheck.lab import faults, netns
+from sixcheck.lab import diagnosed, faults, netns
 from sixcheck.lab import topology as t
 from sixcheck.lab.site import Lab, LabError
 
@@ -95,6 +95,8 @@ class Scenario:
     seconds: float = 0.0
     #: the site view over all runs: top site cause and whether it is in the fault's area
     site: dict[str, Any] = field(default_factory=dict)
+    #: the top cause on the vantage the fault hits first, and whether it is in the fault's area
+    diagnosis: dict[str, Any] = field(default_factory=dict)
 
     def judge(self) -> None:
         """Set ``verdict`` and ``note`` from the runs (see the module docstring)."""
@@ -158,6 +160,7 @@ class Scenario:
             "up_seconds": round(self.up_seconds, 2),
             "seconds": round(self.seconds, 2),
             "site": self.site,
+            "diagnosis": self.diagnosis,
         }
 
 
@@ -184,7 +187,7 @@ class MatrixResult:
 
     def table(self) -> str:
         """The matrix as text: scenario, primary area, verdict, seconds, failed checks."""
-        rows = [("scenario", "area", "verdict", "secs", "failed checks / note")]
+        rows = [("scenario", "area", "verdict", "diagnosed", "secs", "failed checks / note")]
         for s in self.scenarios:
             area = s.area if s.kind == "fault" else s.kind
             ids = s.failed_ids()
@@ -193,14 +196,22 @@ class MatrixResult:
                 detail += f" (+{len(ids) - TABLE_MAX_IDS} more)"
             if ids and s.note:
                 detail += f"  ({s.note})"
-            rows.append((s.name, area or "-", s.verdict, f"{s.seconds:.1f}", detail))
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        lines = ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
+            diag = {True: "yes", False: "no", None: "-"}[s.diagnosis.get("diagnosed")]
+            if s.diagnosis.get("note"):
+                detail += f"  [diagnosis: {s.diagnosis['note']}]"
+            rows.append((s.name, area or "-", s.verdict, diag, f"{s.seconds:.1f}", detail))
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        lines = ["  ".join(r[i].ljust(widths[i]) for i in range(5)) + "  " + r[5] for r in rows]
         lines.insert(1, "-" * min(120, len(lines[0])))
         counts: dict[str, int] = {}
         for s in self.scenarios:
             counts[s.verdict] = counts.get(s.verdict, 0) + 1
         summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
+        faults_run = [s for s in self.scenarios if s.kind == "fault"]
+        summary += (
+            f"; diagnosed {sum(1 for s in faults_run if s.diagnosis.get('diagnosed'))}"
+            f"/{len(faults_run)} faults"
+        )
         lines.append(
             f"profiles: {', '.join(self.profiles) or 'none'}; {summary}; {self.seconds:.0f}s in all"
         )
@@ -324,6 +335,9 @@ def run(
                 }
                 s.runs = {p: f.result() for p, f in futures.items()}
             s.judge()
+            s.diagnosis = diagnosed.verdict(
+                s.kind, s.area, s.breaks, {p: r.doc for p, r in s.runs.items()}
+            )
             judge_site(s, workdir, site_dir)
             s.seconds = time.monotonic() - t0
             say(f"  {s.name:<22} {s.verdict:<12} {s.seconds:5.1f}s (up {s.up_seconds:.1f}s)")
