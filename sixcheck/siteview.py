@@ -31,6 +31,8 @@ SITE_SCHEMA = "sixcheck-site/1"
 #: the type `sixcheck site run` hands to write_site_report: results, or the error instead
 VantageResult = Vantage
 DEFAULT_OUTPUT = Path("site-report")
+#: failed checks listed under a cause before the rest fold away
+SHOWN_FAILURES = 4
 
 
 class SiteInputError(Exception):
@@ -166,7 +168,7 @@ text-align:left;vertical-align:top;font-size:.92em} .sx-bad{background:#fdecea} 
 ol.sx-causes>li{margin-bottom:.9em} .sx-title{font-weight:bold} .sx-where{color:#555;font-size:.92em}
 .sx-ties{margin:.2em 0 .2em 1em;font-size:.9em;color:#333} .sx-fail{font-size:.88em}
 code{font-size:.92em} details summary{cursor:pointer;color:#1a4f8b}
-@media print{details{display:block} details>*{display:block} a{color:#000}}
+ul.sx-fails{margin:.2em 0} @media print{a{color:#000}}
 """
 
 
@@ -239,15 +241,22 @@ def render_html(
     return "\n".join(out)
 
 
+def accounts_for(c: SiteCause) -> str:
+    """'15 failed checks on lab-lan, lab-gw: 12 show it, 3 follow from it'."""
+    total, shown, follow = len(c.failures), len(c.shown_by), len(c.explains)
+    if not total:
+        return "no check could run there"
+    text = f"{total} failed check{'' if total == 1 else 's'} on {', '.join(c.vantages())}"
+    if follow:
+        text += f": {shown} show{'s' if shown == 1 else ''} it, {follow} follow from it"
+    return text
+
+
 def _cause_html(
     c: SiteCause, rows: Mapping[str, Mapping[str, Any]], msgs: Mapping[tuple[str, str], str]
 ) -> str:
-    others = [v for v in c.vantages() if v != c.vantage]
     where = f"at {c.vantage}" + (f" ({c.area}, {c.layer} layer)" if c.area else "")
-    n = len(c.explains)
-    reach = f"explains {n} failure{'' if n == 1 else 's'}" if n else "explains no other failure"
-    if others:
-        reach += f" on {', '.join([c.vantage, *others])}"
+    reach = accounts_for(c)
     parts = [
         f"<li id='{_e('cause-' + c.key)}'><span class='sx-title'>{_e(c.title)}</span>",
         f"<div class='sx-where'>{_e(where)}; {_e(reach)}</div>",
@@ -268,10 +277,13 @@ def _cause_html(
                 f"<li class='sx-fail'>{label}: {_link(row, r.vantage)} "
                 f"<code>{_e(r.check)}</code>{' — ' + _e(msg) if msg else ''}</li>"
             )
-    if items:
+    # the first few stay visible (a printout shows them); the rest fold away
+    parts.append(f"<ul class='sx-fails'>{''.join(items[:SHOWN_FAILURES])}</ul>")
+    if len(items) > SHOWN_FAILURES:
+        rest = len(items) - SHOWN_FAILURES
         parts.append(
-            f"<details><summary>{len(items)} failed check{'' if len(items) == 1 else 's'}"
-            f"</summary><ul>{''.join(items)}</ul></details>"
+            f"<details><summary>{rest} more failed check{'' if rest == 1 else 's'}</summary>"
+            f"<ul class='sx-fails'>{''.join(items[SHOWN_FAILURES:])}</ul></details>"
         )
     parts.append("</li>")
     return "".join(parts)
@@ -361,9 +373,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"sixcheck site: cannot write {args.output}: {exc}", file=sys.stderr)
         return 4
     for c in rep.causes[:3]:
-        n = len(c.explains)
-        print(f"probable cause ({c.vantage}): {c.title} (explains {n} failure"
-              f"{'' if n == 1 else 's'} on {', '.join(c.vantages())})")  # fmt: skip
+        print(f"probable cause ({c.vantage}): {c.title} ({accounts_for(c)})")
     print(f"sixcheck site: HTML report {rep.html}")
     print(f"sixcheck site: JSON {rep.json}")
     return rep.exitstatus
