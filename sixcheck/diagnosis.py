@@ -549,7 +549,9 @@ def html_section(causes: list[Cause]) -> str:
             "<p class='sx-diag-none'>No failures: nothing to diagnose.</p>"
         )
     items = []
-    for c in causes:
+    for n, c in enumerate(causes):
+        # the top cause's consequences are shown open: they are what the reader came for
+        opened = " open" if n == 0 and len(c.explains) <= 12 else ""
         shown = ", ".join(_row_link(i) for i in c.shown_by)
         explained = "".join(f"<li>{_row_link(i)}</li>" for i in c.explains)
         ties = "".join(f"<li>{html.escape(t)}</li>" for t in c.ties)
@@ -559,7 +561,7 @@ def html_section(causes: list[Cause]) -> str:
             f"</small> &mdash; {_explains(c)}"
             f"<div>shown by: {shown}</div>"
             + (
-                f"<details><summary>{_n(len(c.explains), 'consequence')}</summary>"
+                f"<details{opened}><summary>{_n(len(c.explains), 'consequence')}</summary>"
                 f"<ul>{explained}</ul></details>"
                 if c.explains
                 else ""

@@ -324,3 +324,19 @@ def test_html_section_links_each_consequence_to_its_row() -> None:
     assert "href='#checks/test_routes.py::test_default_route[eth0]'" in page
     assert "explains 23 failures" in page
     assert "No failures" in html_section([])
+
+
+def test_two_faults_recorded_together_stay_two_causes() -> None:
+    """Lab runs with two faults at once (Lab.up(faults=[a, b])): each keeps its own cause."""
+    causes = diagnose(run("rogue-router+ntp-down/lab-lan"))
+    assert sorted(c.key for c in causes) == ["dst:2001:db8:123::123", "nd.rogue@eth0"]
+    rogue = next(c for c in causes if c.key == "nd.rogue@eth0")
+    assert not any("ntp" in i for i in rogue.failures)
+    # two DNS-flavoured faults on one host: no RDNSS in the RA, and the resolver down. The host
+    # asks the resolver from resolv.conf, so nothing ties the RA's missing option to it
+    causes = diagnose(run("ra-no-rdnss+resolver-down/lab-lan"))
+    assert [c.key for c in causes] == [
+        "dst:2001:db8:53::53",
+        "check:checks/test_nd.py::test_ra_dns[eth0]",
+    ]
+    assert causes[1].explains == ()
