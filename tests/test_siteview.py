@@ -228,3 +228,45 @@ def test_site_report_screenshot(tmp_path: Path) -> None:
     assert dom.index("Diagnosis") < dom.index("sx-site-picture") < dom.index("Vantages")
     assert "net.ipv6.conf.all.forwarding is 0" in dom
     assert 'class="sx-cause-mark"' in dom
+
+
+def _scenario(scenario: str, area: str) -> Any:
+    from sixcheck.lab import matrix
+
+    s = matrix.Scenario(scenario, "fault", area, frozenset({area}), (scenario,))
+    for p in sorted((FIXTURES / scenario).glob("*.json")):
+        doc = json.loads(p.read_text())
+        s.runs[p.name] = matrix.ProfileRun(p.name, p.stem, 1, 0.0, doc["checks"], doc=doc)
+    s.diagnosis = {"diagnosed": True, "note": ""}
+    return s
+
+
+@pytest.mark.parametrize(
+    ("scenario", "area"),
+    [
+        ("forwarding-off", "sysctl"),
+        ("icmpv6-dropped", "firewall"),
+        ("accept-ra-ignored", "sysctl"),
+        ("ra-stopped", "nd"),
+        ("outbound-new-dropped", "firewall"),
+    ],
+)
+def test_matrix_site_verdict_names_the_faults_area(
+    scenario: str, area: str, tmp_path: Path
+) -> None:
+    from sixcheck.lab import matrix
+
+    s = _scenario(scenario, area)
+    matrix.judge_site(s, tmp_path, None)
+    assert s.site["diagnosed"] is True, s.site
+    assert s.diagnosis["diagnosed"] is True
+
+
+def test_matrix_site_verdict_overrules_a_wrong_area(tmp_path: Path) -> None:
+    from sixcheck.lab import matrix
+
+    s = _scenario("forwarding-off", "dns")  # pretend the fault were the resolver's
+    matrix.judge_site(s, tmp_path, None)
+    assert s.site["diagnosed"] is False
+    assert s.diagnosis["diagnosed"] is False
+    assert s.diagnosis["note"].startswith("site: top site cause is sysctl on lab-gw")

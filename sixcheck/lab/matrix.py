@@ -356,6 +356,11 @@ def judge_site(s: Scenario, workdir: Path, site_dir: Path | None) -> None:
     from sixcheck.lab import sitelab
 
     s.site = sitelab.site_verdict(s.kind, s.area, {p: r.doc for p, r in s.runs.items()})
+    # diagnosed needs the site view too: the top cause across all vantages is the fault's area
+    if s.site.get("diagnosed") is False and s.diagnosis.get("diagnosed"):
+        s.diagnosis = {**s.diagnosis, "diagnosed": False, "note": f"site: {s.site['note']}"}
+    if s.kind != "fault" and s.site.get("note") and not s.diagnosis.get("note"):
+        s.diagnosis = {**s.diagnosis, "note": f"site: {s.site['note']}"}
     if site_dir is None:
         return
     runs_dir = site_dir / s.name / "runs"
