@@ -251,8 +251,14 @@ def relations(vantages: Sequence[Vantage]) -> list[Relation]:
     """Which vantage sits behind or beyond which gateway, from addresses in their results."""
     out: list[Relation] = []
     gateways = [v for v in vantages if v.doc is not None and v.role == ROUTER]
+    # a link-local address two gateways share (fe80::1 is common) says nothing about which one
+    seen: dict[Address, int] = {}
     for g in gateways:
-        g_addrs, g_nets = g.addresses(), g.prefixes()
+        for a in g.addresses():
+            seen[a] = seen.get(a, 0) + 1
+    for g in gateways:
+        g_addrs = {a: i for a, i in g.addresses().items() if seen[a] == 1}
+        g_nets = g.prefixes()
         for v in vantages:
             if v is g or v.doc is None:
                 continue

@@ -270,3 +270,15 @@ def test_matrix_site_verdict_overrules_a_wrong_area(tmp_path: Path) -> None:
     assert s.site["diagnosed"] is False
     assert s.diagnosis["diagnosed"] is False
     assert s.diagnosis["note"].startswith("site: top site cause is sysctl on lab-gw")
+
+
+def test_a_link_local_address_two_gateways_share_ties_nothing() -> None:
+    vs = vantages("ra-stopped")  # the LAN host has only its link-local address
+    gw = next(v for v in vs if v.name == "lab-gw")
+    twin = copy.deepcopy(dict(gw.doc or {}))
+    twin["profile"]["name"] = "other-gw"
+    twin["vantage"]["interfaces"] = {"lan9": ["fe80::ff:fe00:101/64"]}  # the same router LL
+    _, rels = diagnose_site([*vs, Vantage("other-gw", twin)])
+    assert not [r for r in rels if r.vantage == "lab-lan" and r.kind == "lan"]
+    _, rels = diagnose_site(vs)
+    assert [r.gateway for r in rels if r.vantage == "lab-lan"] == ["lab-gw"]
