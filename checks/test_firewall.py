@@ -126,7 +126,7 @@ def test_inbound_denied(
     elif target.style == "reject":
         timeout = profile.timeouts.probe
         assert o.state in ("reset", "icmp"), (
-            f"{where} got no answer at all ({o.attempts} attempts, {timeout:g} s each); "
+            f"{where} got no answer at all ({o.attempts_text(timeout)}); "
             "expected a reject (TCP reset or ICMPv6 error, deny: reject). "
             + (
                 "For UDP, silence could also be an open port that ignores the datagram. "
@@ -223,6 +223,6 @@ def test_outbound_allowed(
         )
     assert o.state == "open", (
         f"outbound {what} from here to {o.target} failed: {o.how()}"
-        f"{f' ({o.attempts} attempts, {profile.timeouts.probe:g} s each)' if o.state in ('dropped', 'silent') else ''}"
+        f"{f' ({o.attempts_text(profile.timeouts.probe)})' if o.state in ('dropped', 'silent') else ''}"
         f"; expected it to succeed with its replies coming back. {hint}"
     )

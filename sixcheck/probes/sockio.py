@@ -226,6 +226,60 @@ async def _wait_ready(sock: socket.socket, timeout: float, *, writable: bool) ->
         (loop.remove_writer if writable else loop.remove_reader)(fd)
 
 
+class RttEstimator:
+    """How long to wait for an answer, learnt from the targets of an audit that did answer.
+
+    As nmap does: the first attempt at a silent target need not wait the profile's whole timeout
+    once the targets that answered show round trips of a millisecond. Smoothed RTT and variance
+    as TCP's retransmission timer (RFC 6298); the wait is `srtt + 4 * rttvar`, at least twice the
+    slowest round trip seen and `floor`, at most `ceiling` (the profile's probe timeout). With no
+    answer yet it is the ceiling. Only the *first* attempt waits this: the retry for silence
+    always waits the full ceiling, so a lost packet, or a target slower than the rest, never
+    reads as dropped (the verdict "no answer" keeps the profile's deadline).
+    """
+
+    def __init__(self, ceiling: float, floor: float = 0.1) -> None:
+        self.ceiling = ceiling
+        self.floor = min(floor, ceiling)
+        self.srtt: float | None = None
+        self.rttvar = 0.0
+        self.slowest = 0.0
+        self.samples = 0
+
+    def add(self, rtt: float) -> None:
+        """Record one round trip (seconds) of an attempt that got an answer."""
+        self.samples += 1
+        self.slowest = max(self.slowest, rtt)
+        if self.srtt is None:
+            self.srtt, self.rttvar = rtt, rtt / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+
+    def timeout(self) -> float:
+        if self.srtt is None:
+            return self.ceiling
+        wait = max(self.floor, self.srtt + 4 * self.rttvar, 2 * self.slowest)
+        return min(self.ceiling, wait)
+
+
+#: How often a waiting first attempt looks again at the estimator's (shrinking) timeout.
+ADAPT_SLICE = 0.05
+
+
+async def wait_adaptive(
+    sock: socket.socket, t0: float, est: RttEstimator, *, writable: bool
+) -> tuple[bool, float]:
+    """Wait for `sock` until `t0 + est.timeout()`, re-reading the timeout as answers of other
+    targets come in: (ready, seconds waited)."""
+    while True:
+        left = t0 + est.timeout() - time.monotonic()
+        if left <= 0:
+            return False, time.monotonic() - t0
+        if await _wait_ready(sock, min(left, ADAPT_SLICE), writable=writable):
+            return True, time.monotonic() - t0
+
+
 class Pacer:
     """Token bucket: `rate` packets per second, bursts of up to `burst`.
 

@@ -14,6 +14,11 @@ Scale: every request of a run goes out in one wave, bounded by a semaphore (sock
 a token bucket (packets per second), with one retry for silence on a fresh socket, so a single
 lost SYN never reads as "filtered" and an all-dropped audit costs about two probe timeouts plus the
 sending time, not one timeout per target.
+
+Adaptive first attempt: the targets that answer (open, reset, ICMP error) teach the batch their
+round trip (`sockio.RttEstimator`); a first attempt still waiting shrinks its wait to a few round
+trips, as nmap does. The retry for silence waits the profile's full timeout, so "dropped" still
+means "no answer within the profile's deadline" and one lost SYN is retried, not concluded.
 """
 
 from __future__ import annotations
@@ -65,6 +70,8 @@ class PortResult(Observation):
     rtt_ms: float | None = None
     attempts: int = 0
     reply_bytes: int | None = None  # UDP: size of the datagram that came back
+    #: seconds each attempt waited (the first may be shorter: see the module doc)
+    waited: tuple[float, ...] = ()
     source: str | None = None
     interface: str | None = None
     sent_at: str | None = None
@@ -79,7 +86,7 @@ class PortResult(Observation):
             "source",
             "interface",
         ),
-        volatile=("rtt_ms", "attempts", "reply_bytes", "sent_at"),
+        volatile=("rtt_ms", "attempts", "reply_bytes", "sent_at", "waited"),
     )
 
     @property
@@ -105,6 +112,13 @@ class PortResult(Observation):
             return f"answered ({self.reply_bytes} bytes came back)"
         return STATE_WORDS.get(self.state or "", str(self.state))
 
+    def attempts_text(self, timeout: float) -> str:
+        """`2 attempts, waited 0.1 s then 1.5 s` (or `..., 1.5 s each` without the detail)."""
+        if not self.waited:
+            return f"{self.attempts} attempts, {timeout:g} s each"
+        waits = " then ".join(f"{w:.2g} s" for w in self.waited)
+        return f"{self.attempts} attempts, waited {waits}"
+
 
 @dataclass(frozen=True)
 class TcpConnect(ProbeRequest[PortResult]):
@@ -123,10 +137,11 @@ class TcpConnect(ProbeRequest[PortResult]):
         reqs = [r for r in requests if isinstance(r, TcpConnect)]
         return await run_paced(
             reqs,
-            lambda r, pace: tcp_connect(r.dst, r.port, ctx.probe_timeout, r.tries, pace),
+            lambda r, pace, est: tcp_connect(r.dst, r.port, ctx.probe_timeout, r.tries, pace, est),
             lambda r, err: PortResult(
                 dst=r.dst, port=r.port, proto="tcp", family=_fam(r.dst), error=err
             ),
+            ctx.probe_timeout,
         )
 
 
@@ -135,19 +150,22 @@ R = TypeVar("R", bound=Any)
 
 async def run_paced(
     reqs: Sequence[R],
-    fn: Callable[[R, sockio.Pacer], Awaitable[PortResult]],
+    fn: Callable[[R, sockio.Pacer, sockio.RttEstimator], Awaitable[PortResult]],
     on_crash: Callable[[R, str], Observation],
+    timeout: float,
 ) -> dict[ProbeRequest[Any], Observation]:
     """Run `fn` for every request at once, under the smallest rate/concurrency they ask for,
-    and fill in the interface each observation's source address belongs to."""
+    sharing one RTT estimator (`timeout` its ceiling), and fill in the interface each
+    observation's source address belongs to."""
     if not reqs:
         return {}
     pace = sockio.pacer(min(r.rate for r in reqs))
     sem = asyncio.Semaphore(min(r.concurrency for r in reqs))
+    est = sockio.RttEstimator(timeout)
 
     async def one(r: R) -> PortResult:
         async with sem:
-            return await fn(r, pace)
+            return await fn(r, pace, est)
 
     results = await asyncio.gather(*(one(r) for r in reqs), return_exceptions=True)
     srcs = {getattr(o, "source", None) for o in results} - {None}
@@ -180,7 +198,12 @@ def is_from(offender: str | None, dst: str) -> bool:
 
 
 async def tcp_connect(
-    dst: str, port: int, timeout: float, tries: int = 2, pace: sockio.Pacer | None = None
+    dst: str,
+    port: int,
+    timeout: float,
+    tries: int = 2,
+    pace: sockio.Pacer | None = None,
+    est: sockio.RttEstimator | None = None,
 ) -> PortResult:
     """One classified connection attempt (plus retries for silence); see the module doc."""
     family = sockio.family_of(dst)
@@ -188,6 +211,7 @@ async def tcp_connect(
     sent_at = sockio.now_iso()
     attempt = 0
     source: str | None = None
+    waited: list[float] = []
     while attempt < max(1, tries):
         attempt += 1
         if pace is not None:
@@ -210,12 +234,25 @@ async def tcp_connect(
                     error=f"connect to {dst} port {port}: {exc.strerror}",
                 )
             source = sockio.local_source(sock) or source
-            done = await sockio.wait_writable(sock, timeout)
+            if est is not None and attempt == 1 and tries > 1:
+                done, took = await sockio.wait_adaptive(sock, t0, est, writable=True)
+            else:
+                done = await sockio.wait_writable(sock, timeout)
+                took = time.monotonic() - t0
+            waited.append(round(took, 3))
             rtt = (time.monotonic() - t0) * 1000
-            common = {**base, "attempts": attempt, "sent_at": sent_at, "source": source}
+            common = {
+                **base,
+                "attempts": attempt,
+                "sent_at": sent_at,
+                "source": source,
+                "waited": tuple(waited),
+            }
             if not done:
                 continue  # silence: retry on a fresh socket (new source port)
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if est is not None and err != errno.ETIMEDOUT:
+                est.add(rtt / 1000)
             icmp = next((e for e, _ in sockio.read_errqueue(sock) if e.origin != "local"), None)
             if err == 0:
                 with contextlib.suppress(OSError):  # close with RST: nothing is ever sent
@@ -242,4 +279,11 @@ async def tcp_connect(
             )
         finally:
             sock.close()
-    return PortResult(**base, state="dropped", attempts=attempt, sent_at=sent_at, source=source)
+    return PortResult(
+        **base,
+        state="dropped",
+        attempts=attempt,
+        sent_at=sent_at,
+        source=source,
+        waited=tuple(waited),
+    )

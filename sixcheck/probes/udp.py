@@ -57,12 +57,13 @@ class UdpProbe(ProbeRequest[PortResult]):
         reqs = [r for r in requests if isinstance(r, UdpProbe)]
         return await run_paced(
             reqs,
-            lambda r, pace: udp_probe(
-                r.dst, r.port, payload_bytes(r.payload), ctx.probe_timeout, r.tries, pace
+            lambda r, pace, est: udp_probe(
+                r.dst, r.port, payload_bytes(r.payload), ctx.probe_timeout, r.tries, pace, est
             ),
             lambda r, err: PortResult(
                 dst=r.dst, port=r.port, proto="udp", family=_fam(r.dst), error=err
             ),
+            ctx.probe_timeout,
         )
 
 
@@ -73,8 +74,10 @@ async def udp_probe(
     timeout: float,
     tries: int = 2,
     pace: sockio.Pacer | None = None,
+    est: sockio.RttEstimator | None = None,
 ) -> PortResult:
-    """One classified exchange (plus retries for silence) on one connected UDP socket."""
+    """One classified exchange (plus retries for silence) on one connected UDP socket. With
+    `est`, the first attempt waits as long as the batch's round trips suggest (see `tcp`)."""
     family = sockio.family_of(dst)
     base: dict[str, Any] = {"dst": dst, "port": port, "proto": "udp", "family": _fam(dst)}
     sent_at = sockio.now_iso()
@@ -92,6 +95,7 @@ async def udp_probe(
             )
         common = {**base, "sent_at": sent_at, "source": sockio.local_source(sock)}
         attempt = 0
+        waited: list[float] = []
         while attempt < max(1, tries):
             attempt += 1
             if pace is not None:
@@ -115,26 +119,38 @@ async def udp_probe(
                     attempts=attempt,
                     error=f"cannot send to {dst} port {port}: {exc.strerror}",
                 )
-            deadline = t0 + timeout
-            while (left := deadline - time.monotonic()) > 0:
-                if not await sockio.wait_readable(sock, left):
+            adaptive = est is not None and attempt == 1 and tries > 1
+            while True:
+                limit = est.timeout() if est is not None and adaptive else timeout
+                left = t0 + limit - time.monotonic()
+                if left <= 0:
                     break
+                slice_ = min(left, sockio.ADAPT_SLICE) if adaptive else left
+                if not await sockio.wait_readable(sock, slice_):
+                    continue
                 rtt = (time.monotonic() - t0) * 1000
+                done: dict[str, Any] = {
+                    "attempts": attempt,
+                    "rtt_ms": rtt,
+                    "waited": (*waited, round(rtt / 1000, 3)),
+                }
                 icmp = next((e for e, _ in sockio.read_errqueue(sock) if e.origin != "local"), None)
                 if icmp is not None:
+                    if est is not None:
+                        est.add(rtt / 1000)
                     return PortResult(
                         **common,
+                        **done,
                         state="icmp",
                         icmp=icmp,
-                        attempts=attempt,
-                        rtt_ms=rtt,
                         from_target=is_from(icmp.offender, dst),
                     )
                 try:
                     data = sock.recv(65535)
                 except OSError:
                     continue
-                return PortResult(
-                    **common, state="open", attempts=attempt, rtt_ms=rtt, reply_bytes=len(data)
-                )
-        return PortResult(**common, state="silent", attempts=attempt)
+                if est is not None:
+                    est.add(rtt / 1000)
+                return PortResult(**common, **done, state="open", reply_bytes=len(data))
+            waited.append(round(time.monotonic() - t0, 3))
+        return PortResult(**common, state="silent", attempts=attempt, waited=tuple(waited))
