@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING
 from sixcheck.lab import faults, netns
 from sixcheck.lab import topology as t
 from sixcheck.lab.site import Lab, LabError
+from sixcheck.locate import checkout, profiles_dir
 
 if TYPE_CHECKING:
     from sixcheck.siteview import SiteReport
 
-REPO = Path(__file__).resolve().parents[2]
+#: the folder holding profiles/ (and checks/): the checkout, or the installed package
+REPO = profiles_dir().parent
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -113,10 +115,10 @@ def _cmd_status(lab: Lab) -> int:
 
 def _cmd_demo(lab: Lab, fault_names: Sequence[str] = ()) -> int:
     """The first minute: build the site, run the gateway profile inside gw, say where the HTML
-    report is, tear down. The report goes to the repository's ``reports/`` (git-ignored), where
-    a new user looks first."""
+    report is, tear down. The report goes to the checkout's ``reports/`` (git-ignored), where
+    a new user looks first; an installed sixcheck writes ``reports/`` in the current folder."""
     profile = REPO / "profiles" / "lab-gw.yaml"
-    report_dir = REPO / "reports"
+    report_dir = (checkout() or Path.cwd()) / "reports"
     report_dir.mkdir(exist_ok=True)
     before = set(report_dir.glob("*.html"))
     print(f"building the lab site (instance {lab.instance}) ...", flush=True)

@@ -34,8 +34,10 @@ from typing import Any, TextIO
 from sixcheck.lab import diagnosed, faults, netns
 from sixcheck.lab import topology as t
 from sixcheck.lab.site import Lab, LabError
+from sixcheck.locate import profiles_dir
 
-REPO = Path(__file__).resolve().parents[2]
+#: the folder holding profiles/ (and checks/): the checkout, or the installed package
+REPO = profiles_dir().parent
 RESULTS_SCHEMA = "sixcheck-results/1"
 #: Failed ids shown per row in the table (a cascade can fail dozens; the JSON has them all).
 TABLE_MAX_IDS = 8

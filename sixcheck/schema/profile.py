@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import ValidationError, model_validator
 
+from ..locate import profiles_dir
 from .base import IfName, Seconds, Strict
 from .dhcpv6 import Dhcpv6Area
 from .dns import DnsArea
@@ -130,7 +131,7 @@ def profile_dirs(extra: list[Path] | None = None) -> list[Path]:
     env = os.environ.get("SIXCHECK_PROFILES")
     if env:
         dirs += [Path(p) for p in env.split(os.pathsep) if p]
-    dirs.append(Path(__file__).resolve().parents[2] / "profiles")
+    dirs.append(profiles_dir())  # the checkout's profiles/, or the installed package's
     seen: list[Path] = []
     for d in dirs:
         if d not in seen:
