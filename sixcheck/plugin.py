@@ -19,7 +19,7 @@ import pytest
 from _pytest._code.code import ReprFileLocation, TerminalRepr  # no public home for these
 
 from . import baseline as bl
-from . import diagnosis, history, prometheus
+from . import diagnosis, emptyrun, history, locate, prometheus
 from .check import TARGETS_ATTR
 from .probes.base import (
     Observation,
@@ -41,7 +41,8 @@ PLAN_KEY = pytest.StashKey[list[ProbeRequest[Any]]]()
 EVIDENCE_KEY = pytest.StashKey[list[dict[str, Any]]]()
 SUITE_PROPERTY_KEY = pytest.StashKey[Callable[[str, object], None]]()
 NA_MARK = "sixcheck_na"
-CHECKS_DIR = Path(__file__).resolve().parents[1] / "checks"
+CHECKS_DIR = locate.checks_dir()
+TALLY_KEY = pytest.StashKey[emptyrun.Tally]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -290,9 +291,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    is_check = [
-        getattr(getattr(i, "function", None), TARGETS_ATTR, None) is not None for i in items
-    ]
+    is_check = [_is_check(i) for i in items]
     if any(is_check) and PROFILE_KEY not in config.stash:
         raise pytest.UsageError(
             "checks need a site profile: pytest --profile NAME (see --list-profiles)"
@@ -306,7 +305,40 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+def _is_check(item: pytest.Item) -> bool:
+    return getattr(getattr(item, "function", None), TARGETS_ATTR, None) is not None
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    if _is_check(item):
+        tally = item.config.stash.setdefault(TALLY_KEY, emptyrun.Tally())
+        tally.seen(not_applicable=item.get_closest_marker(NA_MARK) is not None)
+
+
+def _nothing_checked(session: pytest.Session) -> None:
+    """Exit 4, saying why, when a run with a profile has no check left (see `emptyrun`)."""
+    config = session.config
+    loaded = config.stash.get(PROFILE_KEY, None)
+    if loaded is None or session.testsfailed:  # collection errors speak for themselves
+        return
+    remaining = sum(_is_check(i) for i in session.items)
+    explicit = config.args_source == pytest.Config.ArgsSource.ARGS
+    selection = emptyrun.Selection(
+        CHECKS_DIR,
+        tuple(config.args) if explicit else (),
+        config.option.keyword,
+        config.option.markexpr,
+        tuple(config.getoption("deselect", None) or ()),
+    )
+    tally = config.stash.get(TALLY_KEY, emptyrun.Tally())
+    areas = loaded.profile.areas()
+    why = emptyrun.why_nothing(tally, remaining, loaded.name, areas, selection)
+    if why:
+        raise pytest.UsageError(why)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
+    _nothing_checked(session)
     requests: list[ProbeRequest[Any]] = []
     for item in session.items:
         callspec = getattr(item, "callspec", None)
@@ -413,6 +445,7 @@ def pytest_runtest_makereport(
     report = outcome.get_result()
     # TestReport has no slot for plugin data; pytest's own docs set extra attributes like this
     report.sixcheck_area = _area_of(getattr(item, "module", None))  # type: ignore[attr-defined]
+    report.sixcheck_id = locate.check_id(item.nodeid, item.path)  # type: ignore[attr-defined]
     if (
         report.failed
         and call.excinfo is not None

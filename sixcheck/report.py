@@ -99,9 +99,8 @@ class Results:
 
     # ---- collecting
     def add(self, report: Any) -> None:
-        res = self.checks.setdefault(
-            report.nodeid, CheckResult(report.nodeid, getattr(report, "sixcheck_area", None))
-        )
+        cid = getattr(report, "sixcheck_id", report.nodeid)  # the same in every layout and folder
+        res = self.checks.setdefault(cid, CheckResult(cid, getattr(report, "sixcheck_area", None)))
         res.area = res.area or getattr(report, "sixcheck_area", None)
         ev = getattr(report, "sixcheck_evidence", None)
         if ev:
