@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -163,7 +164,8 @@ def _cron_command() -> str:
 
 
 def test_unit_and_cron_run_the_same_wrapper() -> None:
-    assert _exec_start() == "/opt/sixcheck/contrib/sixcheck-audit /etc/default/sixcheck-audit"
+    # the installed command, no checkout: `sixcheck audit` runs contrib/sixcheck-audit
+    assert _exec_start() == "/usr/local/bin/sixcheck audit /etc/default/sixcheck-audit"
     assert _exec_start() in _cron_command()
     timer = (REPO / "contrib/systemd/sixcheck-audit.timer").read_text()
     assert re.search(r"^OnCalendar=", timer, re.M)
@@ -172,7 +174,7 @@ def test_unit_and_cron_run_the_same_wrapper() -> None:
 
 def _localise(cmd: str, config: Path, lock: Path) -> str:
     return (
-        cmd.replace("/opt/sixcheck", str(REPO))
+        cmd.replace("/usr/local/bin/sixcheck", f"{sys.executable} -m sixcheck")
         .replace("/etc/default/sixcheck-audit", str(config))
         .replace("/var/lib/sixcheck/audit.lock", str(lock))
         .replace("| logger -t sixcheck-audit", "")
@@ -185,8 +187,6 @@ def test_scheduled_audit_of_the_lab_rotates_reports(tmp_path: Path) -> None:
     """Audits of the lab's outside profile from its outside node, by the unit's and by cron's
     command: only the newest N remain, the index lists them, each run is compared with the one
     before, and a fault shows up as a failed run with its regressions."""
-    import sys
-
     from sixcheck.lab import Lab
 
     reports = tmp_path / "reports"
