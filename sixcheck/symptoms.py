@@ -375,14 +375,16 @@ def _neighbor(f: Failure, facts: Facts) -> Symptom | None:
                 "(forwarding off there)",
                 data,
             )
-        if not r.get("echo_ok") and r.get("cache_state") not in ("REACHABLE", "STALE"):
-            # the NA was on the wire but never reached this node's kernel: its own firewall
+        if not r.get("echo_ok"):
+            # the NA was on the wire but this node cannot reach the router: the answer never got
+            # into its kernel (its own firewall). Only stable fields decide; the neighbour entry's
+            # state belongs to one moment of one run.
             return Symptom(
                 f,
                 "firewall.icmpv6-input",
                 "link",
                 f"this node drops ICMPv6 it receives: {router}'s Neighbor Advertisement reached "
-                f"{iface} but not the kernel (neighbour entry {r.get('cache_state')})",
+                f"{iface} but not the kernel (its echo gets no answer either)",
                 data,
                 area="firewall",
             )

@@ -340,3 +340,54 @@ def test_two_faults_recorded_together_stay_two_causes() -> None:
         "check:checks/test_nd.py::test_ra_dns[eth0]",
     ]
     assert causes[1].explains == ()
+
+
+def _rejected(kind: str, dst: str, offender: str | None = None) -> dict[str, Any]:
+    """A check whose probe got ICMPv6 admin-prohibited: TCP names the sender, DNS/NTP do not."""
+    why = "is unreachable: administratively prohibited (ICMPv6 reject by a firewall)"
+    obs: dict[str, Any]
+    if kind == "tcp":
+        obs = {
+            "kind": "PortResult",
+            "dst": dst,
+            "state": "icmp",
+            "icmp": {"name": "admin-prohibited", "offender": offender},
+            "source": "2001:db8:1:1::10",
+        }
+    elif kind == "dns":
+        obs = {"kind": "DnsAnswer", "server": dst, "responded": False, "error_kind": "unreachable"}
+        obs["error"] = f"resolver {dst} over UDP/IPv6 {why}"
+        obs["source"] = "2001:db8:1:1::10"
+    else:
+        obs = {"kind": "NtpAnswer", "server": dst, "address": dst, "responded": False}
+        obs |= {"error_kind": "unreachable", "error": f"NTP server {dst} {why}"}
+    return {
+        "id": f"checks/test_{kind}.py::test_{kind}[{dst}]",
+        "area": {"tcp": "firewall", "dns": "dns", "ntp": "ntp"}[kind],
+        "outcome": "failed",
+        "message": f"{dst}: {why}",
+        "evidence": [{"request": {"probe": kind}, "observation": obs}],
+    }
+
+
+def test_the_same_admin_prohibited_on_dns_ntp_and_tcp_is_one_firewall() -> None:
+    gw = "2001:db8:1:1::1"
+    doc = _doc(
+        _rejected("tcp", "2001:db8:80::80", gw),
+        _rejected("dns", "2001:db8:53::53"),
+        _rejected("ntp", "2001:db8:123::123"),
+    )
+    [c] = diagnose(doc)
+    assert c.key == f"path.icmp:admin-prohibited@{gw}"
+    assert len(c.shown_by) == 3
+    assert "a firewall rejects the traffic" in c.title
+    assert any(f"{gw} is the only router seen sending it" in t for t in c.ties)
+    # two routers refusing: which one refused DNS and NTP is not in the evidence, so they are
+    # not given to either
+    doc["checks"].append(_rejected("tcp", "2001:db8:81::81", "2001:db8:0:1::1"))
+    keys = sorted(c.key for c in diagnose(doc))
+    assert keys == [
+        "path.icmp:admin-prohibited@2001:db8:0:1::1",
+        "path.icmp:admin-prohibited@2001:db8:1:1::1",
+        "path.icmp:admin-prohibited@?",
+    ]
