@@ -23,7 +23,12 @@ LAYERS: tuple[str, ...] = ("node", "link", "address", "route", "path", "service"
 
 @dataclass(frozen=True)
 class Cause:
-    """One probable cause: the check(s) that show it and the failures it explains."""
+    """One probable cause: the check(s) that show it and the failures it explains.
+
+    `area` is the area of the checks that show it, unless their evidence names another (an NA seen
+    on the wire that never reached the kernel is this node's firewall); `ties` are the sentences,
+    checkable against the evidence, that put each consequence under it.
+    """
 
     key: str
     area: str
@@ -68,8 +73,8 @@ class Cause:
 # ------------------------------------------------------------------------------- grouping
 
 
-#: how fundamental a kind of symptom is: a group may only explain groups after it, so the
-#: explanations form no cycle and the root of each chain is the lowest fault
+#: how fundamental a kind of symptom is: when two groups could explain the same failures, the
+#: explanation from the lower one is kept, so the root of each chain is the lowest fault
 _RANK: tuple[tuple[str, int], ...] = (
     ("sysctl:net.ipv6.conf.all.", 0),
     ("sysctl", 1),
