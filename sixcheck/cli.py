@@ -114,10 +114,14 @@ def _run(args: list[str]) -> int:
             file=sys.stderr,
         )
         return USAGE
-    import pytest
-
-    # `--profile=X` rather than `--profile X`: pytest cannot mistake the value for a test path
-    return int(pytest.main([f"--profile={args[0]}", *args[1:]]))
+    # A fresh interpreter, not pytest.main() here: pytest rewrites the asserts of the installed
+    # plugin's package, which this process has already imported (a warning on every run), and
+    # exec keeps the exit status and signals pytest's own. -P: the current folder is not put on
+    # sys.path, just as with the `pytest` script. `--profile=X`: never mistaken for a test path.
+    argv = [sys.executable, "-P", "-m", "pytest", f"--profile={args[0]}", *args[1:]]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
 
 
 def _lab(args: list[str]) -> int:
