@@ -3,7 +3,9 @@
 A run writes `PROFILE-YYYYMMDDTHHMMSSZ[-n].{json,html}` into the report folder. After each run the
 folder is pruned to the newest `keep` runs of each profile (only files sixcheck wrote: a stem with
 a sixcheck JSON results file, or an HTML file of that name left by a run that died) and
-`index.html` lists what remains with its outcome counts. Two runs at once (a slow audit overlapping
+`index.html` lists what remains with its outcome counts, and reads like a change log: each run
+against the one before it with the same rules as `--baseline` (only what describes the network,
+one line per meaningful change), and for what fails in the newest run, since which run. Two runs at once (a slow audit overlapping
 the next cron slot) take turns under a lock file, so neither prunes the other's half-written pair
 nor writes a half index.
 """
@@ -23,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import baseline as bl
 from .baseline import SCHEMA_PREFIX
 from .report import write_atomic
 
@@ -179,15 +182,86 @@ def _fmt_started(text: str) -> str:
         return text
 
 
+def _changes_cell(cmp: bl.Comparison | None) -> str:
+    """What changed since the run before, as the comparison section says it, folded."""
+    e = html.escape
+    if cmp is None:
+        return "<td>(first run)</td>"
+    c = cmp.counts()
+    moved = [
+        f"{c[k]} {k}" for k in bl.ORDER if c[k] and k not in (bl.STILL_PASSING, bl.STILL_FAILING)
+    ]
+    listed = [ch for ch in cmp.changes if ch.category not in (bl.STILL_PASSING, bl.STILL_FAILING)]
+    listed += [
+        ch
+        for ch in cmp.changes
+        if ch.category in (bl.STILL_PASSING, bl.STILL_FAILING) and ch.evidence
+    ]
+    if not listed:
+        return "<td>no meaningful change</td>"
+    lines = []
+    for ch in listed:
+        body = "".join(
+            f"<div class='req'>{e(request)}</div>"
+            + "".join(f"<div class='line'>{e(line)}</div>" for f in fields for line in f.lines())
+            for request, fields in ch.by_request().items()
+        )
+        lines.append(
+            f"<li><b>{e(ch.category)}</b> {e(ch.short_id)}: {e(str(ch.before))} → "
+            f"{e(str(ch.after))}{body}</li>"
+        )
+    summary = ", ".join(moved) or f"{sum(len(ch.evidence) for ch in listed)} changed lines"
+    return f"<td><details><summary>{e(summary)}</summary><ul>{''.join(lines)}</ul></details></td>"
+
+
+def _since(
+    runs: list[Entry], docs: dict[str, dict[str, Any] | None]
+) -> list[tuple[str, str, Entry]]:
+    """For each check failing in the newest run (runs oldest first): (check, area, the first run of
+    the unbroken streak of runs in which it failed)."""
+    out: list[tuple[str, str, Entry]] = []
+    newest = docs.get(runs[-1].stem) if runs else None
+    if not newest:
+        return out
+    for check in newest.get("checks") or []:
+        if check.get("outcome") not in ("failed", "error"):
+            continue
+        since = runs[-1]
+        for r in reversed(runs[:-1]):
+            doc = docs.get(r.stem)
+            outcome = next(
+                (
+                    c.get("outcome")
+                    for c in (doc or {}).get("checks") or []
+                    if c.get("id") == check["id"]
+                ),
+                None,
+            )
+            if outcome not in ("failed", "error"):
+                break
+            since = r
+        out.append((str(check["id"]), str(check.get("area") or ""), since))
+    return out
+
+
 def render_index(report_dir: Path, entries: list[Entry], keep: int | None = None) -> str:
-    """The index page: per profile, newest first, outcome counts and links to both files."""
+    """The index page: per profile what fails now and since when, then the runs newest first with
+    outcome counts, what changed since the run before, and links to both files."""
     e = html.escape
     by_profile: dict[str, list[Entry]] = {}
     for entry in entries:
         by_profile.setdefault(entry.profile, []).append(entry)
     sections = []
     for profile in sorted(by_profile):
-        runs = list(reversed(by_profile[profile]))
+        oldest_first = by_profile[profile]
+        docs = {r.stem: _read(r.json_path) for r in oldest_first}
+        compared: dict[str, bl.Comparison | None] = {}
+        for prev, r in zip([None, *oldest_first[:-1]], oldest_first, strict=True):
+            before, after = (docs.get(prev.stem) if prev else None), docs.get(r.stem)
+            compared[r.stem] = (
+                bl.compare(before, after, prev.stem) if prev and before and after else None
+            )
+        runs = list(reversed(oldest_first))
         rows = []
         for r in runs:
             s = r.summary
@@ -199,15 +273,26 @@ def render_index(report_dir: Path, entries: list[Entry], keep: int | None = None
                 f"<tr class='{'bad' if failed else 'good'}'><td>{e(_fmt_started(r.started))}</td>"
                 f"<td>{status}</td><td>{s.get('passed', 0)}</td><td>{failed}</td>"
                 f"<td>{s.get('skipped', 0)}</td><td>{reg}</td><td>{e(str(r.exitstatus))}</td>"
+                f"{_changes_cell(compared.get(r.stem))}"
                 f"<td>{link} · <a href='{e(r.json_path.name)}'>JSON</a></td></tr>"
             )
         desc = runs[0].description.strip().splitlines()[0] if runs[0].description.strip() else ""
+        failing = _since(oldest_first, docs)
+        now = ""
+        if failing:
+            items = "".join(
+                f"<li>{e(bl.short_id(cid))} <small>({e(area)})</small> failing since "
+                f"{e(_fmt_started(since.started))}"
+                f"{' (the oldest run kept)' if since is oldest_first[0] and len(oldest_first) > 1 else ''}"
+                "</li>"
+                for cid, area, since in failing
+            )
+            now = f"<p>Failing in the newest run:</p><ul class='since'>{items}</ul>"
         sections.append(
-            f"<h2>{e(profile)}</h2><p>{e(desc)}</p>"
+            f"<h2>{e(profile)}</h2><p>{e(desc)}</p>{now}"
             "<table><tr><th>started</th><th>result</th><th>passed</th><th>failed</th>"
-            "<th>skipped</th><th>regressions</th><th>exit</th><th>files</th></tr>"
-            + "".join(rows)
-            + "</table>"
+            "<th>skipped</th><th>regressions</th><th>exit</th>"
+            "<th>changed since the run before</th><th>files</th></tr>" + "".join(rows) + "</table>"
         )
     kept = f" The newest {keep} runs of each profile are kept." if keep else ""
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -216,8 +301,9 @@ def render_index(report_dir: Path, entries: list[Entry], keep: int | None = None
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>sixcheck reports: {e(report_dir.name)}</title><style>"
         "body{font-family:sans-serif;margin:1em 2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}"
-        "tr.bad td{background:#fdd}tr.good td{background:#efe}</style></head><body>"
+        "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left;vertical-align:top}"
+        "tr.bad td{background:#fdd}tr.good td{background:#efe}"
+        ".req{font-family:monospace}.line{padding-left:1.2em}</style></head><body>"
         f"<h1>sixcheck reports</h1><p id='sixcheck-index'>{len(entries)} runs, newest first."
         f"{kept} Updated {generated}.</p>{body}</body></html>\n"
     )

@@ -150,6 +150,7 @@ class Results:
         current = {
             "profile": {"name": self.loaded.name},
             "checks": [redact_obj(asdict(c)) for c in self.checks.values()],
+            "observation_fields": fields_table(self._kinds()),
         }
         return bl.compare(self.baseline, current, self.baseline_path or "")
 

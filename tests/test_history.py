@@ -86,6 +86,50 @@ def test_html_without_json_counts_as_a_run(tmp_path: Path) -> None:
     assert (tmp_path / "gw-20250101T000000Z.json").exists()
 
 
+def _audit(folder: Path, ts: str, rcode: str, port: int) -> None:
+    """One saved audit with a DNS check whose outcome follows the resolver's rcode."""
+    ok = rcode == "NOERROR"
+    check = {
+        "id": "checks/test_dns.py::test_lookup[www]",
+        "area": "dns",
+        "outcome": "passed" if ok else "failed",
+        "message": "" if ok else f"www: {rcode}",
+        "evidence": [
+            {
+                "request": {"probe": "DnsQuery", "server": "2001:db8::53", "name": "www"},
+                "observation": {"kind": "DnsAnswer", "rcode": rcode, "source_port": port},
+            }
+        ],
+    }
+    stem = f"gw-{ts}"
+    doc = {
+        "schema": "sixcheck-results/1",
+        "profile": {"name": "gw"},
+        "started": f"{ts[:4]}-{ts[4:6]}-{ts[6:8]}T{ts[9:11]}:{ts[11:13]}:{ts[13:15]}+00:00",
+        "summary": {"passed": int(ok), "failed": int(not ok), "skipped": 0, "error": 0},
+        "exitstatus": int(not ok),
+        "checks": [check],
+    }
+    (folder / f"{stem}.json").write_text(json.dumps(doc))
+
+
+def test_index_says_which_run_changed_what_and_since_when(tmp_path: Path) -> None:
+    _audit(tmp_path, "20250101T000000Z", "NOERROR", 1111)
+    _audit(tmp_path, "20250102T000000Z", "NOERROR", 2222)  # only the source port differs
+    _audit(tmp_path, "20250103T000000Z", "REFUSED", 3333)
+    _audit(tmp_path, "20250104T000000Z", "REFUSED", 4444)
+    page = history.write_index(tmp_path).read_text()
+    rows = page.split("<tr class=")[1:]  # newest first
+    assert "no meaningful change" in rows[0]  # still failing the same way
+    assert "1 regression" in rows[1]
+    assert "AAAA www @ 2001:db8::53 over UDP" in rows[1]
+    assert "rcode NOERROR → REFUSED" in rows[1]
+    assert "no meaningful change" in rows[2]  # a new source port is not a change
+    assert "(first run)" in rows[3]
+    assert "source_port" not in page
+    assert "test_lookup[www] <small>(dns)</small> failing since 2025-01-03 00:00:00 UTC" in page
+
+
 def test_keep_zero_deletes_nothing(tmp_path: Path) -> None:
     for i in range(3):
         _fake_run(tmp_path, "gw", f"2025010{i + 1}T000000Z")

@@ -95,8 +95,9 @@ def test_html_renders_summary_baseline_and_evidence(runs: Path, tmp_path: Path) 
     assert "Compared with the baseline" in dom
     top = dom.index("Compared with the baseline")
     assert top < dom.index("Per area") < dom.index('id="results-table"')
-    assert dom.index("regression", top) < dom.index("still-passing", top)
-    assert "notes &gt; expected" in dom  # the changed evidence
+    assert dom.index("regression", top) < dom.index("still passing", top)
+    # the changed expectation, under what a person calls it
+    assert 'the profile</div><div class="sx-line">expected <del>0</del> → <ins>1</ins>' in dom
     # a failed check's message and evidence, rendered by the report's JavaScript
     assert "net.ipv6.conf.lo.forwarding is 0, expected 1" in dom
     assert "SysctlValue" in dom

@@ -149,8 +149,11 @@ def unbound_conf(
     records: Mapping[str, Mapping[str, str]],
     state: Path,
     name: str,
+    refuse: Iterable[str] = (),
 ) -> str:
     """An unbound.conf that answers only from ``local-data`` (no upstream, never recurses).
+
+    Clients in a ``refuse`` prefix get REFUSED (unbound's most specific access-control wins).
 
     ``local-zone: "." static`` makes every name the lab does not define NXDOMAIN instead of a
     recursion towards the real root servers: the lab must never send traffic off the machine.
@@ -175,6 +178,7 @@ def unbound_conf(
         "    outgoing-range: 16",
         "    access-control: 0.0.0.0/0 allow",
         "    access-control: ::/0 allow",
+        *(f"    access-control: {prefix} refuse" for prefix in refuse),
         "    module-config: iterator",
         "    hide-identity: yes",
         "    hide-version: yes",

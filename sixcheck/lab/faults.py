@@ -309,6 +309,22 @@ class ResolverIpv4Only(Fault):
 
 
 @register
+class ResolverRefusesLan(Fault):
+    """The resolver refuses queries from the LAN's prefix (its access list lost a line).
+
+    Issue 19's change: a resolver ACL rewritten during a migration answers the gateway and the
+    outside but sends REFUSED to the LAN, so every lookup from there fails although the resolver
+    is up and reachable; a comparison with the healthy run must show `rcode NOERROR → REFUSED`.
+    """
+
+    name = "resolver-refuses-lan"
+    area = "dns"
+    # Cascades in lab-lan like resolver-down: its NTP server is listed by name.
+    breaks = frozenset({"dns", "ntp"})
+    changes: ClassVar[Mapping[str, Any]] = {"resolver": "refuses-lan"}
+
+
+@register
 class NameMissingAaaa(Fault):
     """www.example.net has lost its AAAA record (A only).
 

@@ -402,7 +402,8 @@ class Lab:
         if cfg.resolver != "down":
             ifaces = [t.RESOLVER4] if cfg.resolver == "ipv4-only" else [t.RESOLVER6, t.RESOLVER4]
             conf = sd / "unbound-public.conf"
-            conf.write_text(daemons.unbound_conf(ifaces, public, sd, "unbound-public"))
+            refuse = [t.LAN6_PREFIX] if cfg.resolver == "refuses-lan" else []
+            conf.write_text(daemons.unbound_conf(ifaces, public, sd, "unbound-public", refuse))
             self._start("inet", "unbound-public", daemons.unbound_argv(conf))
         conf = sd / "unbound-vpn.conf"
         conf.write_text(

@@ -170,7 +170,7 @@ class SiteConfig:
     fw_inbound_new: Literal["reject", "accept"] = "reject"
     fw_outbound_new: Literal["accept", "drop"] = "accept"
     fw_drop_ptb: bool = False
-    resolver: Literal["dual", "ipv4-only", "down"] = "dual"
+    resolver: Literal["dual", "ipv4-only", "down", "refuses-lan"] = "dual"
     www_aaaa: bool = True
     ntp: Literal["chrony", "down", "skewed", "unsynchronised", "kiss", "stale"] = "chrony"
     ntp_skew_seconds: float = 300.0

@@ -89,13 +89,12 @@ class DnsAnswer(Observation):
             "error_kind",
             "responded",
             "rcode",
-            "flags",
             "answers.value",
             "authority.rdtype",
             "source",
             "interface",
         ),
-        volatile=("source_port", "elapsed", "answers.ttl", "authority.ttl"),
+        volatile=("source_port", "elapsed", "answers.ttl", "authority.ttl", "flags"),
     )
 
     def values(self, rdtype: str | None = None) -> list[str]:

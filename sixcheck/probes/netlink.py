@@ -231,7 +231,7 @@ class RouteTable(Observation):
     routes: tuple[Route, ...] = ()
 
     compared = Fields(
-        stable=("error", "routes.{type,dst,gateway,dev,metric,pref}"), volatile=("routes.expires",)
+        stable=("error", "routes.{dst,type,gateway,dev,metric,pref}"), volatile=("routes.expires",)
     )
 
     def defaults(self) -> list[Route]:
