@@ -25,6 +25,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from . import diagnosis
+from .diagnosis import AREA_LAYER, LAYERS
 from .probes.base import Threshold, fields_table
 
 SCHEMA_PREFIX = "sixcheck-results/"
@@ -582,7 +584,8 @@ def diff_evidence(
 ) -> tuple[list[FieldChange], int]:
     """The meaningful changes between two checks' evidence, at most MAX_FIELDS, and how many more.
 
-    `noisy` only matters for kinds no table knows (see NOISY)."""
+    `noisy` (the outcome changed) adds what only explains a changed verdict: the profile's
+    expectations, requests asked in one run only, and for kinds no table knows the NOISY fields."""
     eb, ea = _entries(before), _entries(after)
     rules = Rules()
     return _diff_entries(eb, ea, rules, after, noisy)
@@ -598,15 +601,17 @@ def _diff_entries(
     changes: list[FieldChange] = []
     for label, entry in ea.items():
         if label not in eb:
-            if "request" in entry:
+            if "request" in entry and noisy:
                 changes.append(FieldChange(label, "asked", "not in the baseline", "now"))
             continue
+        if "request" not in entry and not noisy:
+            continue  # the profile's expectations explain a changed verdict, nothing else
         obs = entry.get("observation")
         th = rules.of(obs.get("kind")) if isinstance(obs, Mapping) else None
         limits = _profile_limits(after if isinstance(after, list) else [], th[1] if th else {})
         changes += _entry_changes(label, eb[label], entry, rules, limits, noisy)
     for label, entry in eb.items():
-        if label not in ea and "request" in entry:
+        if label not in ea and "request" in entry and noisy:
             changes.append(FieldChange(label, "asked", "in the baseline", "no longer"))
     return changes[:MAX_FIELDS], max(0, len(changes) - MAX_FIELDS)
 
@@ -632,6 +637,13 @@ def _category(before: str | None, after: str | None) -> str:
     return FIXED if b == "fail" else STILL_PASSING
 
 
+def _layer(area: str | None) -> int:
+    """Lowest layer first (node settings, link, addresses, routes, path, services): a lower
+    layer's failure is read first, it often explains the ones above."""
+    layer = AREA_LAYER.get(area or "", "service")
+    return LAYERS.index(layer) if layer in LAYERS else len(LAYERS)
+
+
 def _area_counts(checks: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for c in checks:
@@ -647,10 +659,6 @@ def _causes(
     baseline: Mapping[str, Any], current: Mapping[str, Any], regressions: list[str]
 ) -> list[CauseGroup]:
     """Regressions grouped under the causes of the current run (diagnosis), biggest first."""
-    try:
-        from . import diagnosis
-    except ImportError:  # pragma: no cover - an older tree without diagnosis
-        return []
     if not regressions:
         return []
 
@@ -707,12 +715,12 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], baseline_path: st
                 evidence_more=more,
             )
         )
-    changes.sort(key=lambda c: ORDER.index(c.category))
+    changes.sort(key=lambda c: (ORDER.index(c.category), _layer(c.area)))
     before_areas, after_areas = _area_counts(old.values()), _area_counts(new.values())
     empty = {"passed": 0, "failed": 0, "skipped": 0}
     areas = {
         a: (before_areas.get(a, empty), after_areas.get(a, empty))
-        for a in sorted({*before_areas, *after_areas})
+        for a in sorted({*before_areas, *after_areas}, key=lambda a: (_layer(a), a))
     }
     regressions = [c.id for c in changes if c.category in UNKNOWN_FAILURES]
     return Comparison(
@@ -909,7 +917,7 @@ def html_section(cmp: Comparison, fail_on: str) -> str:
         "<style>.sx-regression td,.sx-new-failure td{background:#fdd}.sx-fixed td{background:#dfd}"
         ".sx-areas td,.sx-areas th,.sx-baseline td,.sx-baseline th{padding:1px 6px;"
         "vertical-align:top;text-align:left}.sx-moved td{font-weight:bold}"
-        ".sx-cause td{background:#eee}.sx-req{font-family:monospace}.sx-line{padding-left:1.2em}"
+        ".sx-baseline,.sx-areas{color:#222}.sx-cause td{background:#eee}.sx-req{font-family:monospace}.sx-line{padding-left:1.2em}"
         ".sx-baseline del{color:#a00}.sx-baseline ins{color:#070;text-decoration:none}</style>"
         f"<h2 id='sixcheck-baseline'>Compared with the baseline</h2><p>{e(headline(cmp))}</p>"
         f"{areas}{table}<p class='sx-calm'>{e('; '.join(calm))}</p>"

@@ -201,3 +201,31 @@ def test_baseline_latest(tmp_path: Path) -> None:
     )
     assert rc == 0, out
     assert data["baseline"]["path"].startswith(str(tmp_path / "r"))
+
+
+def test_regressions_grouped_under_their_cause() -> None:
+    old = _doc(_check("a", "passed"), _check("b", "passed"), _check("c", "passed"))
+    new = _doc(_check("a", "failed", "0"), _check("b", "failed", "0"), _check("c", "failed", "0"))
+    new["causes"] = [
+        {
+            "key": "resolver:2001:db8::53",
+            "area": "dns",
+            "layer": "service",
+            "title": "resolver 2001:db8::53 refuses this node",
+            "shown_by": ["checks/test_x.py::a"],
+            "explains": ["checks/test_x.py::b"],
+            "ties": ["the same REFUSED from 2001:db8::53"],
+        }
+    ]
+    cmp = bl.compare(old, new, "old.json")
+    (group,) = cmp.causes  # c: no cause in the results, listed on its own
+    assert group.regressions == ["checks/test_x.py::a", "checks/test_x.py::b"]
+    assert not group.known
+    lines = bl.terminal_lines(cmp, "failures")
+    head = next(i for i, line in enumerate(lines) if "cause" in line)
+    assert lines[head] == "  cause (dns, service): resolver 2001:db8::53 refuses this node"
+    assert lines[head + 1].strip().startswith("REGRESSION    a:")
+    assert "cause: <b>resolver 2001:db8::53 refuses this node</b>" in bl.html_section(
+        cmp, "failures"
+    )
+    assert cmp.as_json()["causes"][0]["regressions"] == group.regressions
