@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from . import diagnosis
-from .diagnosis import AREA_LAYER, LAYERS
+from .diagnosis import LAYERS
 from .probes.base import Threshold, fields_table
+from .symptoms import AREA_LAYER
 
 SCHEMA_PREFIX = "sixcheck-results/"
 #: Schema versions this module can read as a baseline.

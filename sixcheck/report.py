@@ -152,6 +152,8 @@ class Results:
             "checks": [redact_obj(asdict(c)) for c in self.checks.values()],
             "observation_fields": fields_table(self._kinds()),
         }
+        if self.causes is not None:  # diagnosed already: the comparison groups regressions by them
+            current["causes"] = [c.to_json() for c in self.causes]
         return bl.compare(self.baseline, current, self.baseline_path or "")
 
     def as_json(self) -> dict[str, Any]:
