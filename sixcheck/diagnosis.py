@@ -572,7 +572,8 @@ def html_section(causes: list[Cause]) -> str:
                 else ""
             )
             + (
-                f"<details><summary>why they belong together</summary><ul>{ties}</ul></details>"
+                f"<details{' open' if n == 0 else ''}><summary>why they belong together</summary>"
+                f"<ul>{ties}</ul></details>"
                 if ties
                 else ""
             )
