@@ -247,14 +247,7 @@ def _probe_failed(f: Failure, facts: Facts) -> Symptom | None:
 
 def _sysctl(f: Failure, facts: Facts) -> Symptom | None:
     if f.func == "test_upstream_ras_are_accepted":
-        iface = f.param
-        return Symptom(
-            f,
-            f"sysctl.ra-ignored@{iface}",
-            "node",
-            f"{iface} ignores upstream RAs (accept_ra=1 with forwarding=1): no default route",
-            {"interface": iface},
-        )
+        return _ra_ignored(f, f.param)
     if f.func != "test_sysctl":
         return None
     vals = [o for o in f.of_kind("SysctlValue") if o.get("error") is None]
@@ -265,14 +258,7 @@ def _sysctl(f: Failure, facts: Facts) -> Symptom | None:
     iface, leaf = (m.group(1), m.group(2)) if m else ("", key)
     fwd = facts.sysctl_int(f"net.ipv6.conf.{iface}.forwarding")
     if leaf == "accept_ra" and value == "1" and fwd == 1:
-        # the same fault the upstream-RA check names: one cause, two checks
-        return Symptom(
-            f,
-            f"sysctl.ra-ignored@{iface}",
-            "node",
-            f"{iface} ignores upstream RAs (accept_ra=1 with forwarding=1): no default route",
-            {"interface": iface},
-        )
+        return _ra_ignored(f, iface)  # the fault the upstream-RA check names: one cause
     return Symptom(
         f,
         f"sysctl:{key}",
@@ -281,6 +267,22 @@ def _sysctl(f: Failure, facts: Facts) -> Symptom | None:
         + (f" (expected {f.notes['expected']})" if "expected" in f.notes else ""),
         {"key": key, "value": value, "interface": iface, "leaf": leaf},
     )
+
+
+def _ra_ignored(f: Failure, iface: str) -> Symptom:
+    return Symptom(
+        f,
+        f"sysctl.ra-ignored@{iface}",
+        "node",
+        f"{iface} ignores upstream RAs (accept_ra=1 with forwarding=1): no default route",
+        {"interface": iface},
+    )
+
+
+def _expected(f: Failure) -> Mapping[str, Any]:
+    """The check's expectation when it is a mapping (some checks note a list or a sentence)."""
+    exp = f.notes.get("expected")
+    return exp if isinstance(exp, Mapping) else {}
 
 
 def _ra(f: Failure, facts: Facts) -> Symptom | None:
@@ -307,11 +309,7 @@ def _ra(f: Failure, facts: Facts) -> Symptom | None:
             f"{o.get('rs_sent')} RS sent): the RA daemon does not answer",
             {"interface": iface},
         )
-    expected = str(
-        (f.notes.get("expected") or {}).get("routers", "")
-        if isinstance(f.notes.get("expected"), Mapping)
-        else ""
-    )
+    expected = str(_expected(f).get("routers", ""))
     prefixes = sorted({str(p.get("prefix")) for ra in adverts for p in ra.get("prefixes") or ()})
     if f.func == "test_ra_prefixes":
         wanted = [
@@ -431,8 +429,7 @@ def _default_route(f: Failure, facts: Facts) -> Symptom | None:
     tables = f.of_kind("RouteTable")
     if not tables or tables[0].get("error"):
         return None
-    exp = f.notes.get("expected")
-    iface = str(exp.get("interface")) if isinstance(exp, Mapping) else f.param
+    iface = str(_expected(f).get("interface") or f.param)
     mine = [
         r
         for r in tables[0].get("routes") or ()
@@ -516,11 +513,7 @@ def _tunnel(f: Failure, facts: Facts) -> Symptom | None:
             {"interface": iface},
         )
     link = lists[0].get("link") or {}
-    want = (
-        (f.notes.get("expected") or {}).get("mtu")
-        if isinstance(f.notes.get("expected"), Mapping)
-        else None
-    )
+    want = _expected(f).get("mtu")
     if want is not None and link.get("mtu") is not None and link.get("mtu") != want:
         return Symptom(
             f,
@@ -601,10 +594,7 @@ def _service(f: Failure, facts: Facts) -> Symptom | None:
             dst = str(o.get("address") or o.get("server"))
             return _failed_exchange(f, dst, o, str(o.get("error_kind")))
         if kind == "PortResult" and o.get("state") not in ("open", None):
-            state = str(o.get("state"))
-            if state == "reset" and f.area == "firewall" and "reject" in f.message:
-                continue  # a refused port where a reject was expected passes elsewhere
-            return _failed_exchange(f, str(o.get("dst")), o, state)
+            return _failed_exchange(f, str(o.get("dst")), o, str(o.get("state")))
         if kind == "EchoResult" and o.get("outcome") not in ("reply", None):
             return _failed_exchange(f, str(o.get("dst")), o, str(o.get("outcome")))
     return None
@@ -612,11 +602,10 @@ def _service(f: Failure, facts: Facts) -> Symptom | None:
 
 def _failed_exchange(f: Failure, dst: str, o: Obs, how: str) -> Symptom:
     err = str(o.get("error") or "")
-    local = (
-        how in ("local-error", "local")
-        or (how == "unreachable" and o.get("source") is None and _LOCAL_NO_ROUTE.search(err))
-    ) and bool(_LOCAL_NO_ROUTE.search(err) or how == "local-error")
-    if local:
+    # "Network is unreachable" before anything was sent (no source address chosen): this node
+    # has no route; the same words with a source are a router's ICMPv6 error on the way
+    no_route = bool(_LOCAL_NO_ROUTE.search(err))
+    if no_route and (how in ("local-error", "local") or o.get("source") is None):
         return _no_route(f, dst)
     icmp = o.get("icmp") if isinstance(o.get("icmp"), Mapping) else None
     offender = str(icmp.get("offender")) if icmp and icmp.get("offender") else None
