@@ -1,4 +1,4 @@
-"""Neighbor Discovery on the wire (scapy): solicit and collect Router Advertisements, ask the
+"""Neighbor Discovery on the wire (packet sockets, frames by `ndwire`): solicit and collect Router Advertisements, ask the
 routers for Neighbor Advertisements, then reach them by an ICMPv6 echo through the kernel (so the
 kernel's own neighbour cache must resolve them too). A ping as a probe of its own, for any area, is
 `sixcheck.probes.icmp.Echo`.
@@ -29,11 +29,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from . import ndwire
 from .base import Fields, Observation, ProbeContext, ProbeFailed, ProbeRequest, Threshold
 from .netlink import Netlink
 
-ALL_ROUTERS = "ff02::2"
-ALL_ROUTERS_MAC = "33:33:00:00:00:02"
+ALL_ROUTERS = ndwire.ALL_ROUTERS
+ALL_ROUTERS_MAC = ndwire.ALL_ROUTERS_MAC
 ICMP6_RA = 134
 ICMP6_NA = 136
 #: An RA flood must not grow the observation without bound.
@@ -116,67 +117,61 @@ _PRF = {0: "medium", 1: "high", 2: "reserved", 3: "low"}
 
 
 def decode_ra(pkt: Any, at: float = 0.0) -> RouterAdvert | None:
-    """Decode a scapy packet (Ether or IPv6 at the top) into a RouterAdvert; None if not an RA."""
-    from scapy.layers.inet6 import (
-        ICMPv6ND_RA,
-        ICMPv6NDOptDNSSL,
-        ICMPv6NDOptMTU,
-        ICMPv6NDOptPrefixInfo,
-        ICMPv6NDOptRDNSS,
-        ICMPv6NDOptRouteInfo,
-        ICMPv6NDOptSrcLLAddr,
-        IPv6,
-    )
-    from scapy.layers.l2 import Ether
-
-    if IPv6 not in pkt or ICMPv6ND_RA not in pkt:
+    """Decode an RA into a RouterAdvert; None if `pkt` is no RA. `pkt` is a received Ethernet
+    frame (bytes), or a scapy packet with Ether or IPv6 at the top (tests build those)."""
+    if isinstance(pkt, bytes | bytearray):
+        f = ndwire.icmp6_of(bytes(pkt))
+    else:
+        f = ndwire.icmp6_of(bytes(pkt), ether=getattr(pkt, "name", "") == "Ethernet")
+    if f is None or f.icmp[0] != ndwire.RA or len(f.icmp) < 16:
         return None
-    ip = pkt[IPv6]
-    ra = pkt[ICMPv6ND_RA]
+    cur_hl, flags, lifetime, reachable, retrans = struct.unpack("!BBHII", f.icmp[4:16])
     prefixes, rdnss, dnssl, routes = [], [], [], []
     mtu = slla = None
-    opt = ra.payload
-    while opt is not None and opt.name != "NoPayload" and not isinstance(opt, bytes):
-        if isinstance(opt, ICMPv6NDOptPrefixInfo):
-            net = ipaddress.IPv6Network(f"{opt.prefix}/{opt.prefixlen}", strict=False)
+    for typ, body in ndwire.options(f.icmp[16:]):
+        if typ == ndwire.OPT_PREFIX and len(body) >= 30:
+            plen, pflags, valid, preferred = struct.unpack("!BBII", body[:10])
+            addr = ipaddress.IPv6Address(body[14:30])
             prefixes.append(
                 PrefixInfo(
-                    prefix=str(net),
-                    on_link=bool(opt.L),
-                    autonomous=bool(opt.A),
-                    valid_lifetime=int(opt.validlifetime),
-                    preferred_lifetime=int(opt.preferredlifetime),
+                    prefix=str(ipaddress.IPv6Network(f"{addr}/{min(plen, 128)}", strict=False)),
+                    on_link=bool(pflags & 0x80),
+                    autonomous=bool(pflags & 0x40),
+                    valid_lifetime=valid,
+                    preferred_lifetime=preferred,
                 )
             )
-        elif isinstance(opt, ICMPv6NDOptRDNSS):
-            rdnss.append(Rdnss(servers=tuple(str(s) for s in opt.dns), lifetime=int(opt.lifetime)))
-        elif isinstance(opt, ICMPv6NDOptDNSSL):
-            doms = tuple(
-                (d.decode() if isinstance(d, bytes) else str(d)).rstrip(".") for d in opt.searchlist
+        elif typ == ndwire.OPT_RDNSS and len(body) >= 22:
+            servers = tuple(
+                str(ipaddress.IPv6Address(body[i : i + 16])) for i in range(6, len(body) - 15, 16)
             )
-            dnssl.append(Dnssl(domains=doms, lifetime=int(opt.lifetime)))
-        elif isinstance(opt, ICMPv6NDOptMTU):
-            mtu = int(opt.mtu)
-        elif isinstance(opt, ICMPv6NDOptRouteInfo):
-            net = ipaddress.IPv6Network(f"{opt.prefix}/{opt.plen}", strict=False)
+            rdnss.append(Rdnss(servers=servers, lifetime=struct.unpack("!I", body[2:6])[0]))
+        elif typ == ndwire.OPT_DNSSL and len(body) >= 6:
+            doms = tuple(d.rstrip(".") for d in ndwire.dns_names(body[6:]))
+            dnssl.append(Dnssl(domains=doms, lifetime=struct.unpack("!I", body[2:6])[0]))
+        elif typ == ndwire.OPT_MTU and len(body) >= 6:
+            mtu = struct.unpack("!I", body[2:6])[0]
+        elif typ == ndwire.OPT_ROUTE and len(body) >= 6:
+            plen, rflags, rlife = struct.unpack("!BBI", body[:6])
+            addr = ipaddress.IPv6Address(body[6:22].ljust(16, b"\0")[:16])
+            net = ipaddress.IPv6Network(f"{addr}/{min(plen, 128)}", strict=False)
             routes.append(
-                RouteInfo(prefix=str(net), preference=_PRF[opt.prf], lifetime=int(opt.rtlifetime))
+                RouteInfo(prefix=str(net), preference=_PRF[(rflags >> 3) & 3], lifetime=rlife)
             )
-        elif isinstance(opt, ICMPv6NDOptSrcLLAddr):
-            slla = str(opt.lladdr).lower()
-        opt = opt.payload
+        elif typ == ndwire.OPT_SLLA and len(body) >= 6:
+            slla = ":".join(f"{b:02x}" for b in body[:6])
     return RouterAdvert(
-        router=str(ip.src),
-        mac=str(pkt[Ether].src).lower() if Ether in pkt else None,
-        destination=str(ip.dst),
-        ip_hop_limit=int(ip.hlim),
-        cur_hop_limit=int(ra.chlim),
-        managed=bool(ra.M),
-        other=bool(ra.O),
-        preference=_PRF[ra.prf],
-        router_lifetime=int(ra.routerlifetime),
-        reachable_time=int(ra.reachabletime),
-        retrans_timer=int(ra.retranstimer),
+        router=f.src,
+        mac=f.src_mac or None,
+        destination=f.dst,
+        ip_hop_limit=f.hop_limit,
+        cur_hop_limit=cur_hl,
+        managed=bool(flags & 0x80),
+        other=bool(flags & 0x40),
+        preference=_PRF[(flags >> 3) & 3],
+        router_lifetime=lifetime,
+        reachable_time=reachable,
+        retrans_timer=retrans,
         prefixes=tuple(prefixes),
         rdnss=tuple(rdnss),
         dnssl=tuple(dnssl),
@@ -330,11 +325,21 @@ def _solicited_node(addr: str) -> tuple[str, str]:
     return str(group), mac
 
 
-def _open_l2(iface: str, bpf: str) -> Any:
-    from scapy.config import conf
+def _open_l2(iface: str, icmp_type: int) -> socket.socket:
+    """A packet socket on `iface` for one ICMPv6 type (never promiscuous: see ndwire)."""
+    return ndwire.packet_socket(iface, icmp_type)
 
-    # promisc=False: a probe must not change the interface's state
-    return conf.L2socket(iface=iface, filter=bpf, promisc=False)
+
+def _recv_frame(sock: socket.socket, own_mac: str) -> bytes | None:
+    """One queued frame, None for our own (an outgoing copy, or our RAs when a router probes
+    the link it serves: not evidence)."""
+    try:
+        data, addr = sock.recvfrom(65535)
+    except BlockingIOError:
+        return None
+    if addr[2] == ndwire.PACKET_OUTGOING or data[6:12].hex(":") == own_mac:
+        return None
+    return data
 
 
 def _known(expect: Sequence[tuple[str | None, str | None]], ra: RouterAdvert) -> int | None:
@@ -395,8 +400,6 @@ def _collect_ras(
 ) -> tuple[list[RouterAdvert], int, str]:
     """Read RAs until `start + window`, or earlier once every `expect`ed router has answered,
     MAX_RA_DELAY_TIME has passed and no stranger advertised: (RAs, RAs dropped, why it stopped)."""
-    from scapy.layers.l2 import Ether
-
     seen: list[RouterAdvert] = []
     dropped = 0
     deadline = start + window
@@ -411,9 +414,9 @@ def _collect_ras(
         ready, _, _ = select.select([sock], [], [], left)
         if not ready:
             continue
-        pkt = sock.recv()
-        if pkt is None or Ether not in pkt or str(pkt[Ether].src).lower() == mac:
-            continue  # our own RAs (a router probing the link it serves) are not evidence
+        pkt = _recv_frame(sock, mac)
+        if pkt is None:
+            continue
         ra = decode_ra(pkt, time.monotonic() - start)
         if ra is None:
             continue
@@ -434,9 +437,6 @@ def listen_for_ras(
 ) -> RaObservation:
     """Open a listener on `iface`, send one RS from its link-local, collect RAs for up to `window`
     s (see RouterAdverts for when it stops earlier), then read what the kernel learnt."""
-    from scapy.layers.inet6 import ICMPv6ND_RS, ICMPv6NDOptSrcLLAddr, IPv6
-    from scapy.layers.l2 import Ether
-
     with Netlink() as nl:
         link = nl.link(iface)
         ll = nl.link_local(iface) if link else None
@@ -447,13 +447,10 @@ def listen_for_ras(
     if not link.up:
         return RaObservation(interface=iface, mac=link.mac, error=f"interface {iface} is down")
     mac = (link.mac or "").lower()
-    sock = _open_l2(iface, f"icmp6 and ip6[40] == {ICMP6_RA}")
+    sock = _open_l2(iface, ICMP6_RA)
     try:
         src = ll or "::"  # RFC 4861: no source link-layer option from the unspecified address
-        rs = Ether(src=mac, dst=ALL_ROUTERS_MAC) / IPv6(src=src, dst=ALL_ROUTERS, hlim=255)
-        rs = rs / ICMPv6ND_RS()
-        if ll:
-            rs = rs / ICMPv6NDOptSrcLLAddr(lladdr=mac)
+        rs = ndwire.router_solicitation(mac, ll)
         start = time.monotonic()
         sent, err = 0, None
         try:
@@ -554,16 +551,20 @@ class RouterNeighbors(ProbeRequest[NeighborObservation]):
         return out
 
 
-def ask_neighbors(iface: str, targets: tuple[str, ...], timeout: float) -> NeighborObservation:
-    from scapy.layers.inet6 import (
-        ICMPv6ND_NA,
-        ICMPv6ND_NS,
-        ICMPv6NDOptDstLLAddr,
-        ICMPv6NDOptSrcLLAddr,
-        IPv6,
-    )
-    from scapy.layers.l2 import Ether
+def decode_na(pkt: bytes | None) -> tuple[str, int, str] | None:
+    """(target, R/S/O flags byte, MAC: the target link-layer option, else the frame's source)
+    of a Neighbor Advertisement frame; None for anything else."""
+    f = ndwire.icmp6_of(pkt) if pkt else None
+    if f is None or f.icmp[0] != ndwire.NA or len(f.icmp) < 24:
+        return None
+    mac = f.src_mac
+    for typ, body in ndwire.options(f.icmp[24:]):
+        if typ == ndwire.OPT_TLLA and len(body) >= 6:
+            mac = ":".join(f"{b:02x}" for b in body[:6])
+    return str(ipaddress.IPv6Address(f.icmp[8:24])), f.icmp[4], mac
 
+
+def ask_neighbors(iface: str, targets: tuple[str, ...], timeout: float) -> NeighborObservation:
     with Netlink() as nl:
         link = nl.link(iface)
         if link is None:
@@ -599,16 +600,11 @@ def ask_neighbors(iface: str, targets: tuple[str, ...], timeout: float) -> Neigh
             f"no default route via {iface}",
         )
     results: list[NeighborResult] = []
-    sock = _open_l2(iface, f"icmp6 and ip6[40] == {ICMP6_NA}")
+    sock = _open_l2(iface, ICMP6_NA)
     try:
         for target in targets:
             group, gmac = _solicited_node(target)
-            ns = (
-                Ether(src=mac, dst=gmac)
-                / IPv6(src=ll, dst=group, hlim=255)
-                / ICMPv6ND_NS(tgt=target)
-                / ICMPv6NDOptSrcLLAddr(lladdr=mac)
-            )
+            ns = ndwire.neighbor_solicitation(mac, ll, target, group, gmac)
             start = time.monotonic()
             res = NeighborResult(target=target)
             sock.send(ns)
@@ -617,22 +613,17 @@ def ask_neighbors(iface: str, targets: tuple[str, ...], timeout: float) -> Neigh
                 ready, _, _ = select.select([sock], [], [], left)
                 if not ready:
                     break
-                pkt = sock.recv()
-                if pkt is None or ICMPv6ND_NA not in pkt or Ether not in pkt:
+                na = decode_na(_recv_frame(sock, mac))
+                if na is None or ipaddress.IPv6Address(na[0]) != ipaddress.IPv6Address(target):
                     continue
-                if str(pkt[Ether].src).lower() == mac:
-                    continue
-                na = pkt[ICMPv6ND_NA]
-                if ipaddress.IPv6Address(na.tgt) != ipaddress.IPv6Address(target):
-                    continue
-                tlla = pkt[ICMPv6NDOptDstLLAddr].lladdr if ICMPv6NDOptDstLLAddr in pkt else None
+                _, flags, na_mac = na
                 res = replace(
                     res,
                     na_received=True,
-                    na_router=bool(na.R),
-                    na_solicited=bool(na.S),
-                    na_override=bool(na.O),
-                    na_mac=str(tlla or pkt[Ether].src).lower(),
+                    na_router=bool(flags & 0x80),
+                    na_solicited=bool(flags & 0x40),
+                    na_override=bool(flags & 0x20),
+                    na_mac=na_mac,
                     na_rtt_ms=round((time.monotonic() - start) * 1000, 2),
                 )
                 break

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -60,8 +62,20 @@ async def run_plan_async(
 
 
 class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
-    """One daemon thread per call, never joined: see the module docstring. (A ThreadPoolExecutor
-    only because asyncio accepts nothing else as its default executor; its pool stays unused.)"""
+    """A pool of daemon threads that is never joined: see the module docstring.
+
+    As many workers as asyncio's default pool (cpu + 4, at most 32): more threads running
+    Python at once (pyroute2, dnspython imports) starve the event loop of the GIL, and the
+    loop's own deadlines (a DNS query's 1.5 s) then expire while it waits. (A ThreadPoolExecutor
+    subclass only because asyncio accepts nothing else as its default executor.)
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._work: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)
+        self._count = 0
+        self._limit = min(32, (os.cpu_count() or 1) + 4)
 
     def submit(
         self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
@@ -76,11 +90,22 @@ class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
             except BaseException as exc:
                 fut.set_exception(exc)
 
-        threading.Thread(target=work, name="sixcheck-probe", daemon=True).start()
+        self._work.put(work)
+        if not self._idle.acquire(blocking=False) and self._count < self._limit:
+            self._count += 1
+            threading.Thread(target=self._worker, name="sixcheck-probe", daemon=True).start()
         return fut
 
+    def _worker(self) -> None:
+        while (item := self._work.get()) is not None:
+            item()
+            self._idle.release()
+
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Nothing to wait for: a probe thread ends at its own deadline or with the process."""
+        """Nothing to wait for: a probe thread ends at its own deadline or with the process;
+        idle workers are told to end."""
+        for _ in range(self._count):
+            self._work.put(None)
 
 
 async def _with_daemon_threads(
