@@ -163,25 +163,34 @@ def test_cli_usage_errors_exit_4(tmp_path: Path) -> None:
 # the wheel, installed
 
 
+def _new_setuptools() -> bool:
+    """The dev extra brings setuptools >= 77: builds need no isolated env to download."""
+    try:
+        import setuptools
+    except ImportError:
+        return False
+    return int(setuptools.__version__.split(".")[0]) >= 77
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel of this tree, built from a copy (the tree itself gets no build/ or egg-info)."""
+    """The wheel users get, built from this tree's sdist (so both carry the product) in a copy of
+    the tree (the tree itself gets no build/ or egg-info)."""
     src = tmp_path_factory.mktemp("src")
-    files = _tracked()
-    for f in files:
+    for f in _tracked():
         (src / f).parent.mkdir(parents=True, exist_ok=True)
         (src / f).write_bytes((REPO / f).read_bytes())
         (src / f).chmod((REPO / f).stat().st_mode)
     dist = tmp_path_factory.mktemp("dist")
-    argv = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(src)]
-    try:  # the dev extra brings a new enough setuptools: no isolated build env to download
-        import setuptools
-
-        if int(setuptools.__version__.split(".")[0]) >= 77:
-            argv.insert(5, "--no-build-isolation")
-    except ImportError:
-        pass
-    proc = _run(argv, src)
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist)]
+    if _new_setuptools():
+        sdist = "import sys; from setuptools import build_meta as b; b.build_sdist(sys.argv[1])"
+        proc = _run([sys.executable, "-c", sdist, str(dist)], src)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        (built,) = dist.glob("sixcheck-*.tar.gz")
+        proc = _run([*pip_wheel, "--no-build-isolation", str(built)], dist)
+    else:
+        proc = _run([*pip_wheel, str(src)], src)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (whl,) = dist.glob("sixcheck-*.whl")
     return whl
