@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,3 +35,35 @@ def run_sixcheck(
 
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="builds network namespaces: run as root")
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def run_chromium(page: Path, tmp: Path, *args: str) -> str:
+    """Headless Chromium on a local page (`--dump-dom`, `--screenshot=...`); its stdout. Offline:
+    no background networking, no sync, a profile of its own under `tmp`."""
+    assert CHROMIUM is not None
+    proc = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp / 'chromium-profile'}",
+            "--virtual-time-budget=5000",
+            *args,
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+        env=dict(os.environ, HOME=str(tmp)),
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout

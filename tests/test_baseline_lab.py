@@ -7,15 +7,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import REPO, needs_root
+from conftest import CHROMIUM, REPO, needs_root, run_chromium
 from sixcheck.lab import Lab, netns
 
 pytestmark = [needs_root, pytest.mark.lab]
@@ -30,13 +28,15 @@ def lab() -> Iterator[Lab]:
         yield lab
 
 
-def _run(lab: Lab, tmp: Path, name: str, *args: str) -> tuple[int, dict[str, Any], str]:
+def _run(
+    lab: Lab, tmp: Path, name: str, *args: str, node: str = "gw", profile: str = PROFILE
+) -> tuple[int, dict[str, Any], str]:
     out = tmp / f"{name}.json"
     proc = netns.run_pytest_in(
-        lab.ns("gw"),
+        lab.ns(node),
         [
             "--profile",
-            PROFILE,
+            profile,
             "--report-dir",
             str(tmp / "reports"),
             "--json-file",
@@ -152,31 +152,9 @@ def _lan_profile(tmp: Path) -> Path:
 
 
 def _lan_run(lab: Lab, tmp: Path, name: str, *args: str) -> tuple[int, dict[str, Any], str]:
-    out = tmp / f"{name}.json"
-    proc = netns.run_pytest_in(
-        lab.ns("lan"),
-        [
-            "--profile",
-            str(_lan_profile(tmp)),
-            "--report-dir",
-            str(tmp / "reports"),
-            "--json-file",
-            str(out),
-            "--html",
-            str(tmp / f"{name}.html"),
-            "-p",
-            "no:cacheprovider",
-            *args,
-        ],
-        REPO,
-        timeout=180,
-    )
-    text = proc.stdout + proc.stderr
-    assert "Traceback" not in text, text
-    return proc.returncode, json.loads(out.read_text()), text
+    return _run(lab, tmp, name, *args, node="lan", profile=str(_lan_profile(tmp)))
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 #: one screen: a 1280x1024 window, the comparison section scrolled to the top
 SCREEN = (1280, 1024)
 MEASURE = (
@@ -196,42 +174,14 @@ MEASURE = (
 )
 
 
-def _chromium(page: Path, tmp: Path, *args: str) -> str:
-    assert CHROMIUM is not None
-    proc = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--hide-scrollbars",
-            f"--user-data-dir={tmp / 'chromium-profile'}",
-            f"--window-size={SCREEN[0]},{SCREEN[1]}",
-            "--virtual-time-budget=5000",
-            *args,
-            page.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-        env=dict(os.environ, HOME=str(tmp)),
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout
-
-
 def _comparison_height(report: Path, tmp: Path) -> int:
     """The height in CSS pixels of the report's comparison section as Chromium lays it out; a
     screenshot scrolled to it is left next to the report (`comparison.png`) for a person."""
     page = report.with_name("measured.html")  # next to the report: its assets/ apply
     page.write_text(report.read_text().replace("</body>", MEASURE + "</body>"))
-    _chromium(page, tmp, f"--screenshot={tmp / 'comparison.png'}")
-    m = re.search(r'data-sx-height="(\d+)"', _chromium(page, tmp, "--dump-dom"))
+    window = (f"--window-size={SCREEN[0]},{SCREEN[1]}", "--hide-scrollbars")
+    run_chromium(page, tmp, *window, f"--screenshot={tmp / 'comparison.png'}")
+    m = re.search(r'data-sx-height="(\d+)"', run_chromium(page, tmp, *window, "--dump-dom"))
     assert m, "the comparison section was not rendered"
     return int(m.group(1))
 

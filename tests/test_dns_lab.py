@@ -89,6 +89,12 @@ def test_healthy_site_passes(lab: Lab, tmp_path: Path) -> None:
             "resolver 2001:db8:53::53 over TCP/IPv6 refused the TCP connection to port 53",
         ),
         (
+            "resolver-refuses-lan",
+            "test_resolver_answers[2001:db8:53::53-udp]",
+            "resolver 2001:db8:53::53 over UDP/IPv6 answered REFUSED for . SOA: it is reachable but "
+            "refuses this node",
+        ),
+        (
             "name-missing-aaaa",
             "test_lookup[2001:db8:53::53-udp-AAAA-www.example.net]",
             "resolver 2001:db8:53::53 over UDP/IPv6 answered NOERROR but www.example.net has no "

@@ -4,16 +4,13 @@ evidence, and no secret in any of them."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from conftest import run_sixcheck
+from conftest import CHROMIUM, run_chromium, run_sixcheck
 from sixcheck import secrets
 from sixcheck.schema import ProfileError, parse
 from sixcheck.schema.base import Strict
@@ -25,7 +22,6 @@ PASSING = (
 )
 # lo never forwards: this check fails with a message and the evidence of what was read
 FAILING = PASSING.replace("forwarding: 0", "forwarding: 1")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
@@ -59,30 +55,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _dump_dom(page: Path, tmp_path: Path) -> str:
-    assert CHROMIUM is not None
-    proc = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={tmp_path / 'chromium-profile'}",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-        env=dict(os.environ, HOME=str(tmp_path)),
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout
+    return run_chromium(page, tmp_path, "--dump-dom")
 
 
 @pytest.mark.skipif(
