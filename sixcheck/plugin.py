@@ -19,7 +19,7 @@ import pytest
 from _pytest._code.code import ReprFileLocation, TerminalRepr  # no public home for these
 
 from . import baseline as bl
-from . import diagnosis, emptyrun, history, locate, prometheus
+from . import diagnosis, emptyrun, history, locate, prometheus, runtime
 from .check import TARGETS_ATTR
 from .probes.base import (
     Observation,
@@ -100,6 +100,8 @@ def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) 
     location. Recompute the setup without it, as if `--profile=PATH` had been written.
     """
     ns = early_config.known_args_namespace
+    if getattr(ns, "profile", None):
+        runtime.confine(early_config.pluginmanager)  # before conftests, checks and scapy load
     if not getattr(ns, "profile", None) or ns.rootdir or ns.inifilename:
         return
     import inspect
@@ -181,6 +183,8 @@ def pytest_configure(config: pytest.Config) -> None:
     html_path = None
     # --collect-only probes nothing, so it reports nothing (and stays fast: no vantage read)
     reports_off = config.getoption("no_report") or config.option.collectonly
+    if problems := runtime.cannot_write(runtime.outputs(config, reports_off)):
+        raise pytest.UsageError("cannot save this run's results:\n" + "\n".join(problems))
     if not reports_off:
         report_dir = Path(config.getoption("report_dir"))
         try:

@@ -149,10 +149,13 @@ class ProbeRequest(Generic[O]):
     """A hashable description of one measurement; subclasses implement `run_batch`.
 
     `needs_raw` requests are answered with ProbeUnavailable when the process lacks CAP_NET_RAW, so
-    the checks that need them skip while the rest of the run goes on.
+    the checks that need them skip while the rest of the run goes on. `imports` are modules the
+    kind loads lazily (scapy: a second or more with a cold cache); the plan imports them before
+    any probe starts, so an import never blocks the event loop while other probes' deadlines run.
     """
 
     needs_raw: ClassVar[bool] = False
+    imports: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     async def run_batch(

@@ -838,6 +838,7 @@ class CaptureEgress(ProbeRequest[CaptureResult]):
     sniffer per interface and one short window."""
 
     needs_raw = True
+    imports = ("scapy.layers.inet", "scapy.layers.inet6", "scapy.layers.l2", "scapy.sendrecv")
 
     target: str
     family: int

@@ -288,6 +288,7 @@ class RouterAdverts(ProbeRequest[RaObservation]):
     interface: str
     expect: tuple[tuple[str | None, str | None], ...] = ()
     needs_raw = True
+    imports = ("scapy.layers.inet6", "scapy.layers.l2", "scapy.sendrecv")
 
     @classmethod
     async def run_batch(
@@ -523,6 +524,7 @@ class RouterNeighbors(ProbeRequest[NeighborObservation]):
     interface: str
     targets: tuple[str, ...] = ()
     needs_raw = True
+    imports = ("scapy.layers.inet6", "scapy.layers.l2", "scapy.sendrecv")
 
     @classmethod
     async def run_batch(

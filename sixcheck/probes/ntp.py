@@ -182,6 +182,7 @@ class NtpQuery(ProbeRequest[NtpAnswer]):
     server: str
     port: int = 123
     timeout: float | None = None
+    imports = ("scapy.layers.ntp",)
 
     @classmethod
     async def run_batch(

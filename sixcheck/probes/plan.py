@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import importlib
 import os
 import queue
 import threading
@@ -52,6 +54,9 @@ async def run_plan_async(
         if kind.needs_raw and not ctx.has_raw:
             results.update({r: ProbeUnavailable(error=f"{kind.__name__} {RAW_HINT}") for r in reqs})
         else:
+            for module in kind.imports:  # a failed import is the probe's own error, later
+                with contextlib.suppress(Exception):
+                    importlib.import_module(module)
             runnable.append(_run_kind(kind, reqs, ctx))
     for part in await asyncio.gather(*runnable):
         results.update(part)
