@@ -9,8 +9,8 @@ and only the report and textfile folders writable. Each lab profile runs in its 
 - `setpriv` to an unprivileged user (nobody) with CAP_NET_RAW as its only capability (inheritable,
   ambient and bounding set: what AmbientCapabilities=/CapabilityBoundingSet= give), no new
   privileges, a clean environment;
-- HOME an existing folder the user cannot read (what `sudo -u` or `setpriv` without resetting HOME
-  gives), or no HOME at all.
+- HOME an existing folder the user cannot read, with root's caches in it (what `sudo -u` or
+  `setpriv` without resetting HOME gives), or no HOME at all.
 
 Every check that passes as root passes there too, raw-socket ones included; reports, JSON and the
 Prometheus textfile are written; nothing else on the filesystem changed (a listing of mtimes
@@ -131,9 +131,14 @@ class Unit:
         self.lab = lab
         self.base = base
         self.hide = _hidden_interpreter()
-        for sub, mode in (("reports", 0o777), ("textfile", 0o777), ("home", 0o700)):
+        for sub, mode in (("reports", 0o777), ("textfile", 0o777), ("home", 0o711)):
             (base / sub).mkdir()
-            (base / sub).chmod(mode)  # home: exists, root's, unreadable to the user
+            (base / sub).chmod(mode)
+        # HOME as `sudo -u` leaves it (root's): the user may not list it, and the caches in it
+        # exist but are root's (scapy stats ~/.cache/scapy/*.pickle and got EACCES: issue 18)
+        for sub in (".cache/scapy", ".config/scapy"):
+            (base / "home" / sub).mkdir(parents=True, mode=0o700)
+            (base / "home" / sub).parent.chmod(0o700)
         (base / "ro-reports").mkdir(mode=0o755)
 
     def run(self, node: str, home: bool = True, report_dir: str | None = None) -> Any:
@@ -141,7 +146,7 @@ class Unit:
         env = ["env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LANG=C.UTF-8"]
         if home:
             env.append(f"HOME={self.base / 'home'}")
-        tag = f"{node}-{'home' if home else 'nohome'}"
+        tag = f"{node}-{'home' if home else 'nohome'}{'-given' if report_dir else ''}"
         cmd = [
             *env,
             sys.executable,
