@@ -142,26 +142,20 @@ class Unit:
         (base / "ro-reports").mkdir(mode=0o755)
 
     def run(self, node: str, home: bool = True, report_dir: str | None = None) -> Any:
+        """Run the node's profile as the unit's ExecStart does: `sixcheck audit CONFIG`."""
         name = PROFILES[node]
         env = ["env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LANG=C.UTF-8"]
         if home:
             env.append(f"HOME={self.base / 'home'}")
         tag = f"{node}-{'home' if home else 'nohome'}{'-given' if report_dir else ''}"
-        cmd = [
-            *env,
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "--profile",
-            f"profiles/{name}.yaml",
-            "--report-dir",
-            report_dir or str(self.base / "reports" / tag),
-            "--json-file",
-            str(self.base / "reports" / f"{tag}.json"),
-            "--prometheus",
-            str(self.base / "textfile" / f"{tag}.prom"),
-        ]
+        config = self.base / f"{tag}.conf"
+        config.write_text(
+            f"SIXCHECK_PROFILE={REPO / 'profiles' / name}.yaml\n"
+            f"SIXCHECK_REPORT_DIR={report_dir or self.base / 'reports' / tag}\n"
+            f"SIXCHECK_PROMETHEUS={self.base / 'textfile' / tag}.prom\n"
+            f"SIXCHECK_ARGS='--json-file {self.base / 'reports' / tag}.json'\n"
+        )
+        cmd = [*env, sys.executable, "-m", "sixcheck", "audit", str(config)]
         argv = netns.exec_argv(
             self.lab.ns(node),
             [
@@ -264,11 +258,17 @@ def test_every_profile_runs_as_the_unit_would(
     assert not _changed(shm_before, listing([Path("/dev/shm")], owner=USER))
 
 
-def test_unwritable_report_dir_stops_before_any_probe(unit: Unit) -> None:
-    rc, data, out, _ = unit.run("lan", report_dir=str(unit.base / "ro-reports" / "x"))
+@pytest.mark.parametrize("sub", ["", "new"], ids=["existing", "to-create"])
+def test_unwritable_report_dir_stops_before_any_probe(unit: Unit, sub: str) -> None:
+    """The unit's report folder read-only or not the user's: exit 4, saying so, probing nothing."""
+    target = unit.base / "ro-reports" / sub if sub else unit.base / "ro-reports"
+    rc, data, out, _ = unit.run("lan", report_dir=str(target))
     assert rc == 4, out
-    assert "cannot save this run's results" in out, out
-    assert f"--report-dir {unit.base / 'ro-reports' / 'x'}" in out, out
+    if sub:  # the wrapper's `mkdir -p` fails first
+        assert f"cannot create the report folder {target}" in out, out
+    else:
+        assert "cannot save this run's results" in out, out
+        assert f"--report-dir {target}: {target} is a read-only file system" in out, out
     assert "collected" not in out, out  # stopped while configuring: nothing collected or probed
     assert not data["checks"]
     assert not list((unit.base / "ro-reports").iterdir())
