@@ -288,7 +288,6 @@ class RouterAdverts(ProbeRequest[RaObservation]):
     interface: str
     expect: tuple[tuple[str | None, str | None], ...] = ()
     needs_raw = True
-    imports = ("scapy.layers.inet6", "scapy.layers.l2", "scapy.sendrecv")
 
     @classmethod
     async def run_batch(
@@ -524,7 +523,6 @@ class RouterNeighbors(ProbeRequest[NeighborObservation]):
     interface: str
     targets: tuple[str, ...] = ()
     needs_raw = True
-    imports = ("scapy.layers.inet6", "scapy.layers.l2", "scapy.sendrecv")
 
     @classmethod
     async def run_batch(

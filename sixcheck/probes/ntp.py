@@ -182,7 +182,6 @@ class NtpQuery(ProbeRequest[NtpAnswer]):
     server: str
     port: int = 123
     timeout: float | None = None
-    imports = ("scapy.layers.ntp",)
 
     @classmethod
     async def run_batch(
