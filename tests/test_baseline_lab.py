@@ -248,6 +248,8 @@ def test_change_review_healthy_resolver_rogue_ra(lab: Lab, tmp_path: Path) -> No
     text = "\n".join(_lines(rogue))
     assert "2001:db8:bad::/64" in text, text
     assert re.search(r"adverts router \+ fe80::\S+", text), text
+    # the rogue's low router preference reaches the kernel's default route as "low"
+    assert re.search(r"routes \+ default type unicast gateway fe80::\S+ .*pref low", text), text
     shown = text + _comparison_text(out)
     assert not RUN_NOISE.search(shown), RUN_NOISE.search(shown)
     assert not _fields(rogue) & RUN_FIELDS, _fields(rogue)

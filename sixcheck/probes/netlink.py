@@ -477,7 +477,8 @@ class Netlink:
             metric=m.get("RTA_PRIORITY"),
             proto=RT_PROTO.get(m["proto"], str(m["proto"])),
             expires=expires // USER_HZ if expires else None,
-            pref={0: "medium", 1: "low", 3: "high"}.get(m.get("RTA_PREF") or 0),
+            # ICMPV6_ROUTER_PREF_* of linux/icmpv6.h: 0 medium, 1 high, 3 low (as RFC 4191 codes)
+            pref={0: "medium", 1: "high", 3: "low"}.get(m.get("RTA_PREF") or 0),
         )
 
     def rules(self) -> list[Rule]:
