@@ -208,9 +208,6 @@ class Comparison:
             sum(1 for c in self.of(STILL_FAILING) if not c.evidence),
         )
 
-    def changed_lines(self) -> int:
-        return sum(len(c.evidence) + c.evidence_more for c in self.changes)
-
     def passing_changes(self) -> list[tuple[str, list[FieldChange], list[str]]]:
         """Meaningful changes under checks that still pass, each request once with its checks
         (none a listed check already shows)."""
@@ -580,18 +577,6 @@ def _entry_changes(
     return out
 
 
-def diff_evidence(
-    before: list[dict[str, Any]], after: list[dict[str, Any]], noisy: bool = False
-) -> tuple[list[FieldChange], int]:
-    """The meaningful changes between two checks' evidence, at most MAX_FIELDS, and how many more.
-
-    `noisy` (the outcome changed) adds what only explains a changed verdict: the profile's
-    expectations, requests asked in one run only, and for kinds no table knows the NOISY fields."""
-    eb, ea = _entries(before), _entries(after)
-    rules = Rules()
-    return _diff_entries(eb, ea, rules, after, noisy)
-
-
 def _diff_entries(
     eb: Mapping[str, Mapping[str, Any]],
     ea: Mapping[str, Mapping[str, Any]],
@@ -599,21 +584,20 @@ def _diff_entries(
     after: Any,
     noisy: bool,
 ) -> tuple[list[FieldChange], int]:
+    """The meaningful changes between two checks' evidence (entries by request title), at most
+    MAX_FIELDS, and how many more.
+
+    A request asked in one run only (a check that asks more once it fails, a random target) has
+    nothing to compare with and adds no line. `noisy` (the outcome changed) adds what only explains
+    a changed verdict: the profile's expectations, and for kinds no table knows the NOISY fields."""
     changes: list[FieldChange] = []
     for label, entry in ea.items():
-        if label not in eb:
-            if "request" in entry and noisy:
-                changes.append(FieldChange(label, "asked", "not in the baseline", "now"))
+        if label not in eb or ("request" not in entry and not noisy):
             continue
-        if "request" not in entry and not noisy:
-            continue  # the profile's expectations explain a changed verdict, nothing else
         obs = entry.get("observation")
         th = rules.of(obs.get("kind")) if isinstance(obs, Mapping) else None
         limits = _profile_limits(after if isinstance(after, list) else [], th[1] if th else {})
         changes += _entry_changes(label, eb[label], entry, rules, limits, noisy)
-    for label, entry in eb.items():
-        if label not in ea and "request" in entry and noisy:
-            changes.append(FieldChange(label, "asked", "in the baseline", "no longer"))
     return changes[:MAX_FIELDS], max(0, len(changes) - MAX_FIELDS)
 
 

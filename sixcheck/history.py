@@ -189,7 +189,9 @@ def _changes_cell(cmp: bl.Comparison | None) -> str:
         return "<td>(first run)</td>"
     c = cmp.counts()
     moved = [
-        f"{c[k]} {k}" for k in bl.ORDER if c[k] and k not in (bl.STILL_PASSING, bl.STILL_FAILING)
+        bl.count_words(c[k], k)
+        for k in bl.ORDER
+        if c[k] and k not in (bl.STILL_PASSING, bl.STILL_FAILING)
     ]
     listed = [ch for ch in cmp.changes if ch.category not in (bl.STILL_PASSING, bl.STILL_FAILING)]
     listed += [
