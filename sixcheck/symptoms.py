@@ -574,8 +574,32 @@ def _ntp_answer(f: Failure, facts: Facts) -> Symptom | None:
 _LOCAL_NO_ROUTE = re.compile(r"network is unreachable|errno 101|no route to its network", re.I)
 
 
+def _inbound_open(f: Failure) -> Symptom | None:
+    """A deny claim whose own probe (the check's first) reached the host behind the firewall."""
+    ports = f.of_kind("PortResult")
+    if f.func != "test_inbound_denied" or not ports:
+        return None
+    o = ports[0]
+    reached = o.get("state") in ("open", "reset") or (
+        o.get("state") == "icmp" and o.get("from_target")
+    )
+    if not reached:
+        return None
+    where = f"[{o.get('dst')}]:{o.get('port')}/{o.get('proto')}"
+    return Symptom(
+        f,
+        "firewall.inbound-open",
+        "path",
+        f"NEW connections from here get through the firewall to the hosts behind it ({where} "
+        f"answered {o.get('state')} itself)",
+        {"destination": o.get("dst"), "state": o.get("state")},
+    )
+
+
 def _service(f: Failure, facts: Facts) -> Symptom | None:
     """DNS, NTP, TCP/UDP and echo probes: who failed to answer, and how."""
+    if (inbound := _inbound_open(f)) is not None:
+        return inbound
     for seen in f.observations:
         o, kind = seen, seen.get("kind")
         if kind == "PathMtuResult" and o.get("verdict") == "path-broken":

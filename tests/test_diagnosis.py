@@ -202,6 +202,25 @@ def test_tunnel_far_end_gone_explains_the_target_behind_it() -> None:
     assert "goes via 2001:db8:0:7::1" in top.ties[0]
 
 
+def test_one_ntp_server_is_one_cause_by_address_and_by_name() -> None:
+    # answers, synchronised and offset, asked of the address and of its name: one server
+    for name, key in (
+        ("ntp-down/lab-lan", "dst:2001:db8:123::123"),
+        ("ntp-kiss-rate/lab-lan", "ntp:2001:db8:123::123"),
+        ("ntp-unsynchronised/lab-lan", "ntp:2001:db8:123::123"),
+    ):
+        c = _only(name)
+        assert (c.key, c.area) == (key, "ntp")
+        assert any("ntp.example.net" in i for i in c.shown_by), c.shown_by
+
+
+def test_inbound_connections_reaching_the_inside_are_one_firewall_cause() -> None:
+    c = _only("inbound-new-accepted/lab-out")
+    assert (c.key, c.area) == ("firewall.inbound-open", "firewall")
+    assert len(c.shown_by) == 2
+    assert "get through the firewall" in c.title
+
+
 def test_lone_failure_is_its_own_cause_in_its_own_words() -> None:
     doc = run("vpn-dns-public/lab-vpn")
     [only] = failed_ids(doc)

@@ -39,6 +39,11 @@ CASCADES = [
     "tunnel-far-end-gone",
     "inbound-new-accepted",
     "vpn-dns-public",
+    "ntp-down",
+    "ntp-unsynchronised",
+    "ntp-kiss-rate",
+    "name-missing-aaaa",
+    "ra-no-rdnss",
 ]
 
 
