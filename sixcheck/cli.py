@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
         description="IPv6 site checks driven by a profile. `sixcheck run NAME` runs a profile "
         "(the same as `pytest --profile NAME`); the other commands help around a run.",
     )
+    from . import __version__
+
+    # `sixcheck site run` asks a node for this before running there (another version's results
+    # do not compare)
+    p.add_argument("--version", action="version", version=f"sixcheck {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, text in FORWARDED.items():
         sub.add_parser(name, help=text, add_help=False)

@@ -31,6 +31,7 @@ from typing import Any
 
 from sixcheck.lab import daemons, netns
 from sixcheck.lab import faults as catalogue
+from sixcheck.lab import sshd as lab_sshd
 from sixcheck.lab import topology as t
 from sixcheck.lab.daemons import Started
 
@@ -55,6 +56,7 @@ class Lab:
         self.faults: tuple[str, ...] = ()
         self.config = t.SiteConfig()
         self.up_seconds: float | None = None
+        self.ssh: lab_sshd.SshAccess | None = None
 
     # ----------------------------------------------------------------------------- public API
 
@@ -76,8 +78,10 @@ class Lab:
         """Run ``cmd`` inside ``node`` (a string goes through ``sh -c``)."""
         return netns.run(self.ns(node), cmd, check=check, timeout=timeout, capture=capture)
 
-    def up(self, faults: Sequence[str] = ()) -> float:
+    def up(self, faults: Sequence[str] = (), *, sshd: bool = False) -> float:
         """Build the site with ``faults`` injected; returns the seconds it took.
+
+        ``sshd`` also starts an OpenSSH server in each vantage node (see ``start_sshd``).
 
         Idempotent: an existing instance is torn down first. On any failure the half-built
         site is torn down and LabError raised, so a failed ``up`` leaves nothing behind.
@@ -92,6 +96,8 @@ class Lab:
             self.started = []
             try:
                 self._build()
+                if sshd:
+                    self.ssh = lab_sshd.start(self)
             except BaseException as exc:
                 died = self._dead_logs()
                 self._down_locked()
@@ -101,6 +107,18 @@ class Lab:
             self.up_seconds = time.monotonic() - t0
             self._save_state()
         return self.up_seconds
+
+    def start_sshd(self, nodes: Sequence[str] = lab_sshd.NODES) -> lab_sshd.SshAccess:
+        """An sshd in each of ``nodes``, reached from the ``{instance}-ctl`` namespace over a
+        management link; returns the client's key, known_hosts and ssh_config (sshd.py)."""
+        with self._lock():
+            self.ssh = lab_sshd.start(self, nodes)
+            self._save_state()
+        return self.ssh
+
+    def stop_sshd(self, node: str) -> None:
+        """Stop ``node``'s sshd, as a vantage that went dark."""
+        lab_sshd.stop(self, node)
 
     def down(self) -> None:
         """Remove every namespace, process, /etc/netns entry and state file of this instance."""
@@ -136,7 +154,7 @@ class Lab:
     # ----------------------------------------------------------------------------- state
 
     def _all_ns(self) -> list[str]:
-        return [self.ns(n) for n in t.NODES]
+        return [self.ns(n) for n in t.NODES] + [lab_sshd.ctl_ns(self.instance)]
 
     @contextlib.contextmanager
     def _lock(self, *, remove: bool = False) -> Iterator[None]:

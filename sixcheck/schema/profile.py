@@ -449,13 +449,20 @@ def parse(text: str, file: str) -> Profile:
     try:
         return Profile.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = _loc(dict(err))
-            problems.append(
-                Problem(file, _line_for(loc, lines), ".".join(loc), _clean_message(dict(err)))
-            )
-        raise ProfileError(_capped(problems)) from None
+        raise ProfileError(validation_problems(exc, lines, file)) from None
+
+
+def validation_problems(
+    exc: ValidationError, lines: dict[tuple[str, ...], int], file: str
+) -> list[Problem]:
+    """pydantic's errors as problems with the line of their key path (shared with site files)."""
+    problems = []
+    for err in exc.errors():
+        loc = _loc(dict(err))
+        problems.append(
+            Problem(file, _line_for(loc, lines), ".".join(loc), _clean_message(dict(err)))
+        )
+    return _capped(problems)
 
 
 def _all_keys(data: Any) -> Iterator[Any]:
@@ -479,6 +486,14 @@ def _dedupe(problems: list[Problem]) -> list[Problem]:
 def load(name_or_path: str | Path, dirs: list[Path] | None = None) -> LoadedProfile:
     """Find, read and validate a profile; every failure is a ProfileError, never a traceback."""
     path = resolve(str(name_or_path), dirs) if isinstance(name_or_path, str) else name_or_path
+    raw, text = read_bounded(path)
+    profile = parse(text, str(path))
+    return LoadedProfile(path.stem, path, hashlib.sha256(raw).hexdigest(), profile)
+
+
+def read_bounded(path: Path) -> tuple[bytes, str]:
+    """The bytes and UTF-8 text of a small YAML file (a profile or a site file); every failure
+    is a ProfileError naming the file, never an OSError or a hang on a FIFO."""
     file = str(path)
     try:
         if path.is_dir():
@@ -499,5 +514,4 @@ def load(name_or_path: str | Path, dirs: list[Path] | None = None) -> LoadedProf
         raise ProfileError(
             [Problem(file, None, "", f"not UTF-8 text (byte {exc.start}); save it as UTF-8")]
         ) from None
-    profile = parse(text, file)
-    return LoadedProfile(path.stem, path, hashlib.sha256(raw).hexdigest(), profile)
+    return raw, text
