@@ -192,6 +192,8 @@ class _Runner:
             )
         except subprocess.TimeoutExpired:
             raise Unreachable(self._late()) from None
+        except FileNotFoundError as exc:  # as a shell says it: the version check names it
+            return subprocess.CompletedProcess(argv, 127, b"", f"{exc.strerror}".encode())
         except OSError as exc:
             raise Unreachable(f"could not start {argv[0]}: {exc.strerror}") from None
 
@@ -210,7 +212,10 @@ class _Runner:
         out = (proc.stdout + proc.stderr).decode(errors="replace")
         if self.v.ssh and proc.returncode == SSH_FAILED:
             raise Unreachable(f"could not reach {self.name} over SSH ({self.v.ssh}): {_tail(out)}")
-        if proc.returncode == 127 or ("not found" in out.lower() and proc.returncode != 0):
+        missing = ("not found", "no such file")
+        if proc.returncode == 127 or (
+            proc.returncode != 0 and any(m in out.lower() for m in missing)
+        ):
             raise Unreachable(
                 f"sixcheck is not installed on {self.name} ({shlex.join(command)}: command not "
                 "found); install the same wheel there (see contrib/ansible) or set `sixcheck:` "
@@ -333,52 +338,22 @@ def summary_line(run: VantageRun) -> str:
     return f"{run.name:<10} {verdict:<9} {parts} ({run.via}, {run.seconds:.1f}s)"
 
 
-def write_report(loaded: sf.LoadedSite, folder: Path, runs: Sequence[VantageRun]) -> Path:
-    """The site report over every vantage, reached or not; returns the file a person opens."""
-    return _minimal_report(loaded.site.site, folder, runs)
+def write_report(folder: Path, runs: Sequence[VantageRun]) -> Path:
+    """The site report over every vantage, reached or not (siteview: causes across vantages,
+    each vantage's own report linked); returns the page a person opens."""
+    from . import siteview
 
-
-def _minimal_report(site: str, folder: Path, runs: Sequence[VantageRun]) -> Path:
-    """Stand-in until the site view lands: every vantage, its verdict, its failures, links."""
-    import html
-    import json
-
-    vantages = []
-    for r in runs:
-        entry: dict[str, Any] = {
-            "name": r.name,
-            "via": r.via,
-            "profile": r.profile,
-            "error": r.error,
-            "exitstatus": r.exitstatus,
-            "report": str(r.report.relative_to(folder)) if r.report else None,
-            "results": str(r.results.relative_to(folder)) if r.results else None,
-        }
-        if r.doc is not None:
-            entry["summary"] = r.doc.get("summary", {})
-            entry["failures"] = [
-                {"id": c["id"], "area": c.get("area"), "message": c.get("message", "")}
-                for c in r.doc.get("checks", [])
-                if c.get("outcome") in ("failed", "error")
-            ]
-        vantages.append(entry)
-    doc = {"site": site, "vantages": vantages}
-    (folder / "site.json").write_text(json.dumps(doc, indent=2) + "\n")
-    rows = []
-    for e in vantages:
-        link = f'<a href="{html.escape(e["report"])}">report</a>' if e["report"] else ""
-        what = e["error"] or "; ".join(f"{f['id']}: {f['message']}" for f in e["failures"])
-        rows.append(
-            f"<tr><td>{html.escape(e['name'])}</td><td>{html.escape(e['via'])}</td>"
-            f"<td>{html.escape(what or 'passed')}</td><td>{link}</td></tr>"
+    vantages = [
+        siteview.VantageResult(
+            r.name,
+            r.doc,
+            error=r.error,
+            source=r.via,
+            report=str(r.report.relative_to(folder)) if r.report else None,
         )
-    page = folder / "site.html"
-    page.write_text(
-        f"<!doctype html><title>sixcheck site {html.escape(site)}</title><table>"
-        + "".join(rows)
-        + "</table>\n"
-    )
-    return page
+        for r in runs
+    ]
+    return siteview.write_site_report(vantages, folder).html
 
 
 # ------------------------------------------------------------------------------- command line
@@ -423,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for run in runs:
         print(summary_line(run))
-    report = write_report(loaded, folder, runs)
+    report = write_report(folder, runs)
     print(f"site report: {report}")
     return exit_status(runs)
 

@@ -1,0 +1,103 @@
+"""`sixcheck site run` over real SSH to the lab's vantages (sshd in each node, the client in the
+lab's management namespace): all pass on the healthy site; under a fault the site report names
+it; a vantage whose sshd is stopped is an unreachable finding while the others still report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sixcheck.lab import Lab, sshd
+
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.skipif(os.geteuid() != 0, reason="builds network namespaces: run as root"),
+]
+
+#: The sixcheck the nodes run: the nodes share this machine's file system, so this venv's
+#: console script is "installed" on every one of them.
+SIXCHECK = Path(os.environ.get('I16_SHIM', Path(sys.executable).parent / 'sixcheck'))
+
+
+@pytest.fixture(scope="module")
+def healthy() -> Iterator[Lab]:
+    with Lab(f"s{os.getpid()}") as lab:
+        lab.up(sshd=True)
+        yield lab
+
+
+def site_file(lab: Lab, folder: Path) -> Path:
+    assert lab.ssh is not None
+    lines = [
+        f"site: {lab.instance}",
+        "defaults:",
+        f"  ssh_config: {lab.ssh.ssh_config}",
+        f"  sixcheck: {SIXCHECK}",
+        "  deadline: 300",
+        "vantages:",
+    ]
+    lines += [f"  {n}: {{profile: lab-{n}, ssh: {n}}}" for n in sshd.NODES]
+    path = folder / "site.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def site_run(lab: Lab, site: Path, reports: Path) -> tuple[subprocess.CompletedProcess[str], Any]:
+    """Run `sixcheck site run` as an operator would, from the lab's management namespace."""
+    assert lab.ssh is not None
+    argv = [sys.executable, "-m", "sixcheck.siterun", str(site)]
+    proc = subprocess.run(
+        # Two at a time, as the matrix does: CI has two cores, and four runs at once on them
+        # would test the machine's load rather than the site.
+        ["ip", "netns", "exec", lab.ssh.ctl_ns, *argv, "--report-dir", str(reports), "--jobs", "2"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    found = list(reports.glob("*/site.json"))
+    doc = json.loads(found[0].read_text()) if len(found) == 1 else None
+    return proc, doc
+
+
+def test_site_run_over_ssh_healthy_site_passes(healthy: Lab, tmp_path: Path) -> None:
+    proc, doc = site_run(healthy, site_file(healthy, tmp_path), tmp_path / "reports")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    for node in sshd.NODES:
+        (line,) = [x for x in lines if x.startswith(f"{node} ")]
+        assert " passed " in line and " 0 failed" in line, line
+        assert f"(ssh {node}," in line, line
+    assert doc is not None, proc.stdout
+    folder = next((tmp_path / "reports").glob("*/"))
+    for node in sshd.NODES:  # each vantage's own report came back beside the site report
+        results = json.loads((folder / node / "results.json").read_text())
+        assert results["exitstatus"] == 0
+        assert results["profile"]["name"] == f"lab-{node}"
+        assert list((folder / node).glob(f"lab-{node}-*.html"))
+
+
+def test_site_run_under_a_fault_with_one_vantage_unreachable(tmp_path: Path) -> None:
+    with Lab(f"f{os.getpid()}") as lab:
+        lab.up(["forwarding-off"], sshd=True)
+        lab.stop_sshd("vpn")
+        proc, doc = site_run(lab, site_file(lab, tmp_path), tmp_path / "reports")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.strip()}
+    assert "could not reach vpn over SSH (vpn):" in lines["vpn"], proc.stdout
+    assert "Connection refused" in lines["vpn"], proc.stdout
+    assert " FAILED " in lines["gw"], proc.stdout
+    for node in ("lan", "out"):  # the others still ran and reported
+        assert "NOT RUN" not in lines[node], proc.stdout
+    assert doc is not None
+    text = json.dumps(doc)
+    assert "could not reach vpn over SSH" in text
+    assert "net.ipv6.conf.all.forwarding" in text  # the fault, named in the site report
