@@ -24,7 +24,7 @@ pytestmark = [
 
 #: The sixcheck the nodes run: the nodes share this machine's file system, so this venv's
 #: console script is "installed" on every one of them.
-SIXCHECK = Path(os.environ.get('I16_SHIM', Path(sys.executable).parent / 'sixcheck'))
+SIXCHECK = Path(os.environ.get("I16_SHIM", Path(sys.executable).parent / "sixcheck"))
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def site_file(lab: Lab, folder: Path) -> Path:
 def site_run(lab: Lab, site: Path, reports: Path) -> tuple[subprocess.CompletedProcess[str], Any]:
     """Run `sixcheck site run` as an operator would, from the lab's management namespace."""
     assert lab.ssh is not None
-    argv = [sys.executable, "-m", "sixcheck.siterun", str(site)]
+    argv = [sys.executable, "-m", "sixcheck.siteview", "run", str(site)]
     proc = subprocess.run(
         # Two at a time, as the matrix does: CI has two cores, and four runs at once on them
         # would test the machine's load rather than the site.
@@ -74,7 +74,8 @@ def test_site_run_over_ssh_healthy_site_passes(healthy: Lab, tmp_path: Path) -> 
     lines = proc.stdout.splitlines()
     for node in sshd.NODES:
         (line,) = [x for x in lines if x.startswith(f"{node} ")]
-        assert " passed " in line and " 0 failed" in line, line
+        assert " passed " in line, line
+        assert " 0 failed" in line, line
         assert f"(ssh {node}," in line, line
     assert doc is not None, proc.stdout
     folder = next((tmp_path / "reports").glob("*/"))
