@@ -255,6 +255,7 @@ class _Runner:
         proc = self._exec(argv, self.left())
         (self.folder / "run.log").write_bytes(proc.stdout + proc.stderr)
         (self.folder / "exitstatus").write_text(f"{proc.returncode}\n")
+        (self.folder / ".sixcheck.lock").unlink(missing_ok=True)
 
     def _run_ssh(self) -> None:
         command = self.command or ["sixcheck"]

@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="inject a fault (repeatable); see `faults`",
     )
+    up.add_argument(
+        "--sshd",
+        action="store_true",
+        help="also an sshd in gw, lan, out and vpn, reached from {inst}-ctl (see README)",
+    )
     sub.add_parser("down", help="remove every namespace, process and file of the instance")
     sub.add_parser("status", help="what is up")
     sub.add_parser("faults", help="list the faults and variants")
@@ -190,9 +195,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     lab = Lab(args.instance)
     try:
         if args.command == "up":
-            secs = lab.up(faults=args.fault)
+            secs = lab.up(faults=args.fault, sshd=args.sshd)
             extra = f" with {', '.join(args.fault)}" if args.fault else " (healthy)"
             print(f"lab {lab.instance} up{extra} in {secs:.1f}s")
+            if lab.ssh is not None:
+                print(
+                    f"ssh: ip netns exec {lab.ssh.ctl_ns} ssh -F {lab.ssh.ssh_config} "
+                    f"{'|'.join(lab.ssh.nodes)}"
+                )
             return 0
         if args.command == "down":
             lab.down()
