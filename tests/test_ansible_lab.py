@@ -57,18 +57,17 @@ def ansible() -> Path:
 
 @pytest.fixture(scope="module")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """sixcheck's wheel and its dependencies' wheels, built once, from a copy of the tracked
-    tree (so the tree itself gets no build/ or egg-info)."""
-    base = tmp_path_factory.mktemp("wheelhouse")
-    files = _run(["git", "ls-files", "-z"], cwd=REPO).stdout.split("\0")
-    src = base / "src"
-    for name in filter(None, files):
-        target = src / name
-        target.parent.mkdir(parents=True, exist_ok=True)
+    """sixcheck's wheel and its dependencies' wheels (from pip's index and cache), built once
+    from a copy of the tree (the tree itself gets no build/ or egg-info): what a host without
+    a package index installs from."""
+    src = tmp_path_factory.mktemp("src")
+    listed = _run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO).stdout.split()
+    for name in listed:
         if (REPO / name).is_file():
-            shutil.copy2(REPO / name, target)
-    house = base / "wheels"
-    proc = _run([sys.executable, "-m", "pip", "wheel", "-q", "-w", str(house), str(src)])
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, src / name)
+    house = tmp_path_factory.mktemp("wheelhouse")
+    proc = _run([sys.executable, "-m", "pip", "wheel", "-q", "-w", str(house), str(src)], cwd=src)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return house
 
@@ -122,7 +121,7 @@ def _playbook(
         ANSIBLE_RETRY_FILES_ENABLED="0",
         ANSIBLE_HOST_KEY_CHECKING="1",
     )
-    merge = json.dumps([sys.executable, "-m", "sixcheck.siteview"])
+    merge = json.dumps([sys.executable, "-m", "sixcheck", "site"])
     argv = [
         str(ansible),
         "-i",

@@ -24,7 +24,7 @@ pytestmark = [
 
 #: The sixcheck the nodes run: the nodes share this machine's file system, so this venv's
 #: console script is "installed" on every one of them.
-SIXCHECK = Path(os.environ.get("I16_SHIM", Path(sys.executable).parent / "sixcheck"))
+SIXCHECK = Path(sys.executable).parent / "sixcheck"
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def site_file(lab: Lab, folder: Path) -> Path:
 def site_run(lab: Lab, site: Path, reports: Path) -> tuple[subprocess.CompletedProcess[str], Any]:
     """Run `sixcheck site run` as an operator would, from the lab's management namespace."""
     assert lab.ssh is not None
-    argv = [sys.executable, "-m", "sixcheck.siteview", "run", str(site)]
+    argv = [sys.executable, "-m", "sixcheck", "site", "run", str(site)]
     proc = subprocess.run(
         # Two at a time, as the matrix does: CI has two cores, and four runs at once on them
         # would test the machine's load rather than the site.
