@@ -24,12 +24,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from . import baseline as bl
 from .schema import ProfileError
 from .schema import site as sf
+
+if TYPE_CHECKING:
+    from .siteview import SiteReport
 
 #: ssh's own exit status when it could not connect or authenticate (the remote command's
 #: status is passed through otherwise).
@@ -339,9 +342,9 @@ def summary_line(run: VantageRun) -> str:
     return f"{run.name:<10} {verdict:<9} {parts} ({run.via}, {run.seconds:.1f}s)"
 
 
-def write_report(folder: Path, runs: Sequence[VantageRun]) -> Path:
+def write_report(folder: Path, runs: Sequence[VantageRun]) -> SiteReport:
     """The site report over every vantage, reached or not (siteview: causes across vantages,
-    each vantage's own report linked); returns the page a person opens."""
+    each vantage's own report linked)."""
     from . import siteview
 
     vantages = [
@@ -354,7 +357,7 @@ def write_report(folder: Path, runs: Sequence[VantageRun]) -> Path:
         )
         for r in runs
     ]
-    return siteview.write_site_report(vantages, folder).html
+    return siteview.write_site_report(vantages, folder)
 
 
 # ------------------------------------------------------------------------------- command line
@@ -376,8 +379,26 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _folder(report_dir: Path, site: str) -> Path:
+    """A new folder for this run's site report (two runs in one second get two folders)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    report_dir.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 100):
+        folder = report_dir / (f"{site}-{stamp}" if n == 1 else f"{site}-{stamp}-{n}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise FileExistsError(f"{report_dir}/{site}-{stamp}-*")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """Exit status as for one run (see exit_status); 4 for a bad site file or option."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse printed its line; usage errors are 4 here
+        return 0 if exc.code == 0 else 4
     try:
         loaded = sf.load(Path(args.site_file))
     except ProfileError as exc:
@@ -386,12 +407,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.jobs is not None and args.jobs < 1:
         print("ERROR: --jobs must be 1 or more", file=sys.stderr)
         return 4
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    folder = Path(args.report_dir) / f"{loaded.site.site}-{stamp}"
     try:
-        folder.mkdir(parents=True, exist_ok=False)
+        folder = _folder(Path(args.report_dir), loaded.site.site)
     except OSError as exc:
-        print(f"ERROR: --report-dir {args.report_dir}: {exc.strerror}", file=sys.stderr)
+        print(f"ERROR: --report-dir {args.report_dir}: {exc}", file=sys.stderr)
         return 4
     try:
         runs = run_site(loaded, folder, args.jobs)
@@ -400,8 +419,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for run in runs:
         print(summary_line(run))
     report = write_report(folder, runs)
-    print(f"site report: {report}")
-    return exit_status(runs)
+    for cause in report.causes[:3]:
+        print(f"probable cause ({cause.vantage}): {cause.title}")
+    print(f"site report: {report.html}")
+    return max(exit_status(runs), report.exitstatus)
 
 
 if __name__ == "__main__":

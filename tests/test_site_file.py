@@ -132,7 +132,11 @@ def test_unreachable_vantage_is_a_finding_and_the_others_still_run(
         "not found)"
     )
     assert out[2].startswith(f"old        NOT RUN   old has sixcheck 0.0.1, this is {__version__}")
-    assert out[3].startswith("site report: ")
+    causes = [line for line in out if line.startswith("probable cause (")]  # the site report's
+    assert len(causes) == 3, out
+    assert any(c.startswith("probable cause (gw): gw: no results") for c in causes), causes
+    assert out[-1].startswith("site report: ")
+    assert Path(out[-1].removeprefix("site report: ")).is_file()
 
 
 def test_deadline_is_a_finding(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
