@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from sixcheck import locate
 from sixcheck.lab import Lab, sshd
 
 pytestmark = [
@@ -34,7 +35,7 @@ def healthy() -> Iterator[Lab]:
         yield lab
 
 
-def site_file(lab: Lab, folder: Path) -> Path:
+def site_file(lab: Lab, folder: Path, extra: str = "") -> Path:
     assert lab.ssh is not None
     lines = [
         f"site: {lab.instance}",
@@ -46,7 +47,7 @@ def site_file(lab: Lab, folder: Path) -> Path:
     ]
     lines += [f"  {n}: {{profile: lab-{n}, ssh: {n}}}" for n in sshd.NODES]
     path = folder / "site.yaml"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n" + extra)
     return path
 
 
@@ -69,9 +70,16 @@ def site_run(lab: Lab, site: Path, reports: Path) -> tuple[subprocess.CompletedP
 
 
 def test_site_run_over_ssh_healthy_site_passes(healthy: Lab, tmp_path: Path) -> None:
-    proc, doc = site_run(healthy, site_file(healthy, tmp_path), tmp_path / "reports")
+    # and one vantage that is a namespace of this machine, with a profile given as a path
+    profile = Path(locate.profiles_dir(), "lab-out.yaml")
+    extra = f"  out-ns: {{profile: {profile}, netns: {healthy.ns('out')}}}\n"
+    proc, doc = site_run(healthy, site_file(healthy, tmp_path, extra), tmp_path / "reports")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
+    (line,) = [x for x in lines if x.startswith("out-ns ")]
+    assert " passed " in line, line
+    assert " 0 failed" in line, line
+    assert f"(netns {healthy.ns('out')}," in line, line
     for node in sshd.NODES:
         (line,) = [x for x in lines if x.startswith(f"{node} ")]
         assert " passed " in line, line
