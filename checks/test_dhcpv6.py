@@ -331,13 +331,23 @@ def test_dhcpv6_options(
             )
 
 
+def _ra_request(p: Profile, name: str) -> RouterAdverts:
+    """The very request the nd checks make for this interface (same routers expected), so the
+    plan sends one RS and listens once."""
+    nd = p.nd.interfaces.get(name) if p.nd is not None else None
+    routers = nd.routers if nd is not None else []
+    return RouterAdverts(
+        name, tuple((str(r.address) if r.address else None, r.mac) for r in routers)
+    )
+
+
 def _ra_targets(p: Profile) -> Iterator[Simple]:
     assert p.dhcpv6 is not None
     w = p.dhcpv6.window
     for name, cfg in p.dhcpv6.interfaces.items():
         if cfg.ra_flags:
             yield Simple(
-                name, (RouterAdverts(name), *_exchanges(name, cfg, w)), {"cfg": cfg, "window": w}
+                name, (_ra_request(p, name), *_exchanges(name, cfg, w)), {"cfg": cfg, "window": w}
             )
 
 

@@ -115,6 +115,34 @@ def _ll(addr: str | None) -> bool:
     return addr is not None and ipaddress.IPv6Address(addr.split("%", 1)[0]).is_link_local
 
 
+#: DHCPv6 clients by process name (/proc/PID/comm).
+DHCPV6_CLIENTS = ("dhclient", "dhcpcd", "odhcp6c", "systemd-network", "wide-dhcp6c", "dhcp6c")
+
+
+def _dhcpv6_clients() -> list[str]:
+    """DHCPv6 clients running here: a known client process, or a socket on UDP port 546.
+
+    Processes are those of every namespace (they share /proc); the socket is this namespace's.
+    """
+    from .probes.dhcpv6 import client_port_bound
+
+    found = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            name = comm.read_text().strip()
+        except OSError:
+            continue
+        if name in DHCPV6_CLIENTS and name not in found:
+            found.append(name)
+    if client_port_bound():
+        found.append("a socket on UDP 546")
+    return found if client_port_bound() else []
+
+
+def _plen(prefix: str) -> int:
+    return ipaddress.IPv6Network(prefix).prefixlen
+
+
 class _Discovery:
     def __init__(self, vantage: str | None, ra_listen: float) -> None:
         self.ra_listen = ra_listen
@@ -461,6 +489,47 @@ class _Discovery:
             lines.append(f"  # more tunnel devices: {', '.join(i.name for i in tunnels[1:])}")
         return lines
 
+    def section_dhcpv6(self) -> list[str]:
+        """The delegated prefix this router holds (an unreachable/blackhole route, as DHCPv6-PD
+        clients install it) and the LANs numbered from it; a running DHCPv6 client alone gets a
+        template, since who may answer is for a person to say."""
+        held = [
+            r
+            for r in (self.routes.routes if self.routes else ())
+            if r.type in ("unreachable", "blackhole", "prohibit") and r.dst != "default"
+        ]
+        delegated = next((r for r in held if r.proto == "dhcp"), held[0] if held else None)
+        clients = _dhcpv6_clients()
+        if delegated is None and not clients:
+            return []
+        up = [i.name for i in self.ifaces.values() if i.role == "wan"] or ["wan0"]
+        template = [
+            "  # decide: the servers allowed to answer upstream (any other is a rogue), what to ask:",
+            "  # interfaces:",
+            f"  #   {up[0]}:",
+            '  #     servers: [{address: "fe80::1", duid: "00:03:00:01:02:00:5e:00:53:01"}]',
+            "  #     ia_pd: true",
+            f"  #     prefix: {{length: {_plen(delegated.dst) if delegated else 56}}}",
+        ]
+        why = f"# dhcpv6: DHCPv6 client running ({', '.join(clients)})" if clients else ""
+        if delegated is None:
+            return [why, "# dhcpv6:", *(f"#{line[1:]}" for line in template)]
+        net = ipaddress.IPv6Network(delegated.dst)
+        lans = [
+            i.name
+            for i in self.ifaces.values()
+            if i.role == "lan" and any(ipaddress.IPv6Address(a.address) in net for a in i.addresses)
+        ]
+        lines = [
+            "dhcpv6:",
+            "  delegated:",
+            f"    prefix: {_q(delegated.dst)}    # held as: {delegated.describe()}",
+            "    held_by: route",
+        ]
+        if lans:
+            lines.append(f"    lan: [{', '.join(lans)}]    # numbered from it")
+        return ([why] if why else []) + lines + template
+
     def templates(self) -> list[str]:
         vpn = [i.name for i in self.ifaces.values() if i.role == "vpn"]
         public = [i.name for i in self.ifaces.values() if i.role in ("wan", "lan")]
@@ -497,6 +566,7 @@ def discover(vantage: str | None = None, ra_listen: float = 0.0) -> str:
         d.section_dns(),
         d.section_ntp() if d.vantage != "outside" else [],
         d.section_tunnel(),
+        d.section_dhcpv6() if d.vantage == "router" else [],
         d.templates(),
     ]
     head = [

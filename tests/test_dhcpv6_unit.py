@@ -4,6 +4,7 @@ over a fake packet socket (several servers, this node's ICMPv6 errors pinned to 
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import struct
 from typing import Any
@@ -218,6 +219,9 @@ class FakePacketSocket:
             self.b.send(bytes([pkttype]) + data)
         return len(frame)
 
+    def setblocking(self, flag: bool) -> None:
+        self.a.setblocking(flag)
+
     def recvfrom(self, n: int) -> tuple[bytes, tuple[Any, ...]]:
         data = self.a.recv(n)
         return data[1:], ("eth0", 0x86DD, data[0], 1, b"")
@@ -228,7 +232,7 @@ def _observe(respond: Any, window: float = 0.3, **kw: Any) -> d.Dhcpv6Observatio
     base = d.Dhcpv6Observation(interface="eth0", asked=req.asked(), window=window)
     sock: Any = FakePacketSocket(respond)
     try:
-        return d._run(req, sock, base, DUID, 0x010203, CLIENT_MAC, CLIENT_LL)
+        return asyncio.run(d._run(req, sock, base, DUID, 0x010203, CLIENT_MAC, CLIENT_LL))
     finally:
         sock.a.close()
         sock.b.close()

@@ -47,7 +47,7 @@ def test_upstream_ra_rule_mirrors_the_kernel() -> None:
 # the lab
 
 NODES = {  # node: (discover's --vantage, areas the healthy node must yield)
-    "gw": (None, {"sysctl", "nd", "routes", "dns", "tunnel"}),
+    "gw": (None, {"sysctl", "nd", "routes", "dns", "tunnel", "dhcpv6"}),
     "lan": (None, {"sysctl", "nd", "routes", "dns"}),
     "out": ("outside", {"sysctl", "routes", "dns"}),
     "vpn": (None, {"sysctl", "nd", "routes", "dns"}),
@@ -133,6 +133,7 @@ def test_discovered_profiles_validate_and_pass(
     [
         (["forwarding-off"], "gw", {"sysctl"}),
         (["ra-no-rdnss", "resolver-down"], "lan", {"nd", "dns"}),
+        (["dhcpv6-server-down"], "gw", {"dhcpv6"}),
     ],
 )
 def test_discovered_profiles_fail_under_faults(

@@ -1,7 +1,8 @@
 """Read-only: running every lab profile changes nothing on any node of the site.
 
 Each node's links, addresses, routes, rules, neighbour entries, IPv6 sysctls (plus
-net.ipv4.ip_forward) and nftables ruleset are snapshotted, every lab profile runs in its node (all
+net.ipv4.ip_forward) and nftables ruleset are snapshotted, and so are the DHCPv6 servers' lease
+files (Kea's memfile: the dhcpv6 probes Solicit, which allocates nothing), every lab profile runs in its node (all
 at once, as a busy site would see them), and the snapshots are compared. What the kernel changes on
 its own is left out of the comparison: lifetimes counting down, rule counters, route expiry, PMTU
 exceptions, and neighbour entries it learns or ages (REACHABLE -> STALE, new entries for hosts the
@@ -162,15 +163,31 @@ def test_snapshot_sees_a_change(lab: Lab) -> None:
     assert differences(before, snapshot(ns)) == []
 
 
+def dhcp_leases(lab: Lab) -> dict[str, str]:
+    """The DHCPv6 servers' lease state: Kea's memfile CSVs (a Request would add or rewrite a
+    line; the probes' Solicits must not)."""
+    return {p.name: p.read_text() for p in sorted(lab.state_dir.glob("kea-*-leases6.csv"))}
+
+
+def test_lease_snapshot_sees_the_gateways_lease(lab: Lab) -> None:
+    """The lease comparison means something: the gateway's own delegation is in it."""
+    leases = dhcp_leases(lab)
+    assert "kea-upstream-leases6.csv" in leases
+    assert "00:03:00:01:02:00:00:00:00:02" in leases["kea-upstream-leases6.csv"]
+
+
 def test_every_lab_profile_changes_nothing(lab: Lab) -> None:
     out = Path(tempfile.mkdtemp(prefix="sixcheck-ro-"))
     try:
+        leases_before = dhcp_leases(lab)
         before = {n: snapshot(lab.ns(n)) for n in NODES}
         with ThreadPoolExecutor(max_workers=len(PROFILES)) as pool:
             runs = list(pool.map(lambda n: _run_profile(lab, n, out), PROFILES))
         after = {n: snapshot(lab.ns(n)) for n in NODES}
+        leases_after = dhcp_leases(lab)
     finally:
         shutil.rmtree(out, ignore_errors=True)
+    assert leases_after == leases_before, "a DHCPv6 server's leases changed during the run"
     for node, rc, text in runs:
         assert rc == 0, f"{node}: exit {rc}\n{text[-3000:]}"
     changed = {n: d for n in NODES if (d := differences(before[n], after[n]))}

@@ -98,6 +98,8 @@ def radvd_conf(
     autonomous: bool = True,
     preference: str = "medium",
     max_interval: int = 10,
+    managed: bool = False,
+    other: bool = False,
 ) -> str:
     """A radvd.conf for one interface and one prefix.
 
@@ -110,8 +112,8 @@ def radvd_conf(
         f"interface {iface} {{",
         "    AdvSendAdvert on;",
         "    AdvRASolicitedUnicast on;",
-        "    AdvManagedFlag off;",
-        "    AdvOtherConfigFlag off;",
+        f"    AdvManagedFlag {'on' if managed else 'off'};",
+        f"    AdvOtherConfigFlag {'on' if other else 'off'};",
         f"    MinRtrAdvInterval {max(3, max_interval // 3)};",
         f"    MaxRtrAdvInterval {max_interval};",
         f"    AdvDefaultLifetime {router_lifetime};",

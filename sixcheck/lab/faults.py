@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 from sixcheck.lab import topology as t
 
 AREAS: frozenset[str] = frozenset(
-    {"sysctl", "nd", "routes", "dns", "ntp", "firewall", "tunnel", "vpn"}
+    {"sysctl", "nd", "routes", "dns", "ntp", "firewall", "tunnel", "vpn", "dhcpv6"}
 )
 
 #: What a LAN host loses when it has no working IPv6 path out: its routes, DNS and NTP over
@@ -262,7 +262,9 @@ class Icmpv6Dropped(Fault):
 
     name = "icmpv6-dropped"
     area = "firewall"
-    breaks = frozenset({"firewall", "nd", "tunnel"}) | LAN_OUTAGE
+    # dhcpv6: the DHCPv6 servers cannot resolve the clients' link-local addresses (the gateway
+    # answers no NS and drops the LAN's NAs), so no answer is ever delivered.
+    breaks = frozenset({"firewall", "nd", "tunnel", "dhcpv6"}) | LAN_OUTAGE
     after = (
         ("gw", "ip6tables -w -I INPUT 1 -p ipv6-icmp -j DROP"),
         ("gw", "ip6tables -w -I FORWARD 1 -p ipv6-icmp -j DROP"),
@@ -494,3 +496,124 @@ class VpnBlackhole(Fault):
     breaks = frozenset()
     variant = True
     changes: ClassVar[Mapping[str, Any]] = {"vpn_ipv6": "blackhole"}
+
+
+# ------------------------------------------------------------------------------- dhcpv6
+
+
+@register
+class Dhcpv6ServerDown(Fault):
+    """The ISP's DHCPv6 server is not running: the gateway's prefix delegation never happens.
+
+    Seed 002 (Telekom PPPoE): the routed /56 comes only by DHCPv6-PD; with no answer the gateway
+    holds no prefix, and nothing but a check of the delegation itself notices (the LAN keeps its
+    old numbering until it expires).
+    """
+
+    name = "dhcpv6-server-down"
+    area = "dhcpv6"
+    breaks = frozenset({"dhcpv6"})
+    changes: ClassVar[Mapping[str, Any]] = {"dhcpv6_upstream": "down"}
+
+
+@register
+class PdPoolExhausted(Fault):
+    """The ISP's prefix pool is exhausted: a new request gets NoPrefixAvail.
+
+    Seed 003 (Kea handing prefixes to Docker hosts and routers): a pool sized for today's
+    customers runs out; the server still answers, with status NoPrefixAvail in the IA_PD. Here
+    the pool holds one /48, leased to a neighbour's CPE (the gateway keeps its reservation).
+    """
+
+    name = "pd-pool-exhausted"
+    area = "dhcpv6"
+    breaks = frozenset({"dhcpv6"})
+    changes: ClassVar[Mapping[str, Any]] = {"pd_pool": "exhausted"}
+
+
+@register
+class PdWrongLength(Fault):
+    """The ISP delegates /56s instead of the /48 the site is planned for.
+
+    Seed 002: the delegated length decides how many LANs a router can number (dhcpcd's
+    `ia_pd 1 int/0/64`); a change upstream silently leaves LANs outside what is routed.
+    """
+
+    name = "pd-wrong-length"
+    area = "dhcpv6"
+    breaks = frozenset({"dhcpv6"})
+    changes: ClassVar[Mapping[str, Any]] = {"pd_length": 56}
+
+
+@register
+class Dhcpv6ReplyDropped(Fault):
+    """The gateway's firewall drops the server's replies: RELATED,ESTABLISHED does not cover them.
+
+    Seed 002 ("UDP/ipv6, Port 546 ... sonst geht gar nix"): the server answers a Solicit sent to
+    ff02::1:2 from its own link-local address, so conntrack sees a NEW flow and a ruleset that
+    accepts RELATED,ESTABLISHED and rejects the rest loses every prefix. Here the gateway's
+    `--dport 546` accept rule is missing.
+    """
+
+    name = "dhcpv6-reply-dropped"
+    area = "dhcpv6"
+    breaks = frozenset({"dhcpv6"})
+    changes: ClassVar[Mapping[str, Any]] = {"gw_fw_dhcpv6_client": False}
+
+
+@register
+class RogueDhcpv6Server(Fault):
+    """A second DHCPv6 server on the LAN hands out its own addresses and DNS server.
+
+    Seed 002/003: a forgotten dnsmasq or a NAS answering DHCPv6 gives hosts that ask another
+    resolver and addresses from a prefix nobody routes; like a rogue RA, only a check of who
+    answers notices.
+    """
+
+    name = "rogue-dhcpv6-server"
+    area = "dhcpv6"
+    breaks = frozenset({"dhcpv6"})
+    changes: ClassVar[Mapping[str, Any]] = {"rogue_dhcpv6": True}
+
+
+@register
+class RaManagedNoServer(Fault):
+    """The LAN's RA says M=1 (addresses by DHCPv6) but no server on the LAN hands out addresses.
+
+    Seed 002 (dnsmasq with `AdvManagedFlag on` in radvd): M=1 is a promise; a LAN whose server
+    only does stateless DHCPv6 leaves hosts that wait for a DHCPv6 address without one.
+    """
+
+    name = "ra-managed-no-server"
+    area = "dhcpv6"
+    breaks = frozenset({"dhcpv6", "nd"})
+    changes: ClassVar[Mapping[str, Any]] = {"lan_ra_managed": True}
+
+
+@register
+class BootUrlMissing(Fault):
+    """The LAN's DHCPv6 server has lost the boot file URL for EFI x64 clients (arch 7).
+
+    Seed 003 (iPXE over IPv6): the server hands `bootfile-url` by client architecture and user
+    class; without it for arch 7, UEFI machines cannot boot over the network while iPXE's second
+    stage (and every other check) still works.
+    """
+
+    name = "boot-url-missing"
+    area = "dhcpv6"
+    breaks = frozenset({"dhcpv6"})
+    changes: ClassVar[Mapping[str, Any]] = {"lan_boot_efi": False}
+
+
+@register
+class LanDhcpv6Down(Fault):
+    """The LAN's RA says O=1 but the LAN's stateless DHCPv6 server is not running.
+
+    Seed 003 (radvd with `AdvOtherConfigFlag on` and a DHCPv6 server for DNS): hosts that learn
+    DNS only by DHCPv6 are left without a resolver, and network boot has no boot URL.
+    """
+
+    name = "lan-dhcpv6-down"
+    area = "dhcpv6"
+    breaks = frozenset({"dhcpv6"})
+    changes: ClassVar[Mapping[str, Any]] = {"lan_dhcpv6": False}

@@ -29,7 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sixcheck.lab import daemons, netns
+from sixcheck.lab import daemons, dhcp, netns
 from sixcheck.lab import faults as catalogue
 from sixcheck.lab import sshd as lab_sshd
 from sixcheck.lab import topology as t
@@ -282,7 +282,7 @@ class Lab:
         cfg = self.config
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._save_state()
-        nodes = [n for n in t.NODES if n != "rogue" or cfg.rogue_router]
+        nodes = [n for n in t.NODES if n != "rogue" or cfg.rogue_router or cfg.rogue_dhcpv6]
         for node in nodes:
             netns.create(self.ns(node))
             self._resolv(node, [t.RESOLVER6])
@@ -293,7 +293,9 @@ class Lab:
         self._gateway()
         self._hosts(nodes)
         self._vpn()
+        dhcp.start(self, nodes)
         self._wait()
+        dhcp.wait(self)
         for node, cmd in self._fault_after():
             netns.run(self.ns(node), cmd, check=True)
 
@@ -564,8 +566,8 @@ table inet sixlab {{
                 f"link set {t.GW_LAN_IF} up",
                 f"link set {t.GW_WAN_IF} up",
                 f"route add default via {t.INET_WAN4}",
-                # The delegated /48 is ours: what is not on a LAN must not loop back upstream.
-                f"route add unreachable {t.DELEGATED6}",
+                # The delegated /48 is held by the PD client (dhclient's hook installs
+                # `unreachable PREFIX proto dhcp`, see dhcp.py): not configured here.
             ],
         )
         netns.run(self.ns("gw"), ["ip6tables-restore", "-w"], input=_gw_rules(cfg), check=True)
@@ -577,6 +579,8 @@ table inet sixlab {{
                     cfg.lan_prefix,
                     rdnss=[t.RESOLVER6] if cfg.lan_rdnss else [],
                     link_mtu=1500,
+                    managed=cfg.lan_ra_managed,
+                    other=cfg.lan_ra_other,
                 )
             )
             self._start("gw", "radvd-gw", daemons.radvd_argv(conf, sd, "radvd-gw"))
@@ -634,6 +638,7 @@ table inet sixlab {{
         )
         if "rogue" in nodes:
             self._ip("rogue", [f"link set {t.ROGUE_IF} up"])
+        if "rogue" in nodes and self.config.rogue_router:
             conf = sd / "radvd-rogue.conf"
             conf.write_text(daemons.radvd_conf(t.ROGUE_IF, t.ROGUE_PREFIX6, preference="low"))
             self._start("rogue", "radvd-rogue", daemons.radvd_argv(conf, sd, "radvd-rogue"))
@@ -791,6 +796,13 @@ def _gw_rules(cfg: t.SiteConfig) -> str:
     inbound = (
         "REJECT --reject-with icmp6-adm-prohibited" if cfg.fw_inbound_new == "reject" else "ACCEPT"
     )
+    # The upstream server answers the PD client's multicast Solicit from its link-local address:
+    # conntrack sees that as NEW, so it needs its own rule (seed 002: `--dport 546 -j ACCEPT`).
+    dhcpv6_client = (
+        [f"-A INPUT -i {t.GW_WAN_IF} -s fe80::/10 -p udp --sport 547 --dport 546 -j ACCEPT"]
+        if cfg.gw_fw_dhcpv6_client
+        else []
+    )
     lines = [
         "*filter",
         ":INPUT ACCEPT [0:0]",
@@ -799,6 +811,7 @@ def _gw_rules(cfg: t.SiteConfig) -> str:
         "-A INPUT -i lo -j ACCEPT",
         *ptb,
         "-A INPUT -p ipv6-icmp -j ACCEPT",
+        *dhcpv6_client,
         "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
         f"-A INPUT -i {t.GW_LAN_IF} -m conntrack --ctstate NEW -j ACCEPT",
         f"-A INPUT -d {t.GW_LAN6}/128 -p tcp --dport {t.GW_WEB_PORT} "

@@ -151,6 +151,25 @@ LAN_HOST_NAME = "host.lan.example.net"  # PTR (and AAAA) for the LAN host's SLAA
 ROGUE_PREFIX6 = "2001:db8:bad::/64"
 WRONG_PREFIX6 = "2001:db8:2:1::/64"  # a stale, no longer delegated prefix
 
+# DHCPv6 (issue 13): the ISP's Kea on inet gw0, the gateway's PD client (dhclient -6 -P -D LL) on
+# wan0, the LAN's stateless Kea on gw lan0 (DNS, NTP, iPXE boot URLs), a rogue Kea with a fault.
+ALL_DHCP_AGENTS = "ff02::1:2"
+INET_DUID = "00:03:00:01:02:00:00:00:00:01"  # DUID-LL of inet gw0's MAC
+GW_CLIENT_DUID = "00:03:00:01:02:00:00:00:00:02"  # dhclient -D LL on gw wan0
+GW_LAN_DUID = "00:03:00:01:02:00:00:00:01:01"
+ROGUE_DUID = "00:03:00:01:02:00:00:00:01:66"
+WAN_NA_POOL6 = "2001:db8:0:1::1000/116"  # IA_NA addresses on the WAN link
+PD_POOL6 = "2001:db8:100::/40"  # prefixes for new customers; the gateway's is a reservation
+PD_POOL_LENGTH = 40
+PD_LENGTH = 48
+LAN_DOMAINS = ("lan.example.net", "example.net")
+EFI_X64_ARCH = 7
+IPXE_USER_CLASS = "iPXE"
+BOOT_URL_EFI = f"http://[{GW_LAN6}]/ipxe.efi"
+BOOT_URL_IPXE = f"http://[{GW_LAN6}]/boot.ipxe"
+ROGUE_NA_POOL6 = "2001:db8:bad::100/120"
+ROGUE_DNS6 = "2001:db8:bad::53"
+
 
 @dataclass(frozen=True)
 class SiteConfig:
@@ -181,3 +200,12 @@ class SiteConfig:
     vpn_ipv6: Literal["tunnel", "none", "blackhole"] = "tunnel"
     vpn_resolv: Literal["vpn", "vpn-ipv4", "public"] = "vpn"
     rogue_router: bool = False
+    dhcpv6_upstream: Literal["kea", "down"] = "kea"
+    pd_pool: Literal["free", "exhausted"] = "free"
+    pd_length: int = PD_LENGTH
+    gw_fw_dhcpv6_client: bool = True  # gw accepts UDP 547 -> 546 from fe80::/10 on wan0
+    lan_dhcpv6: bool = True
+    lan_boot_efi: bool = True
+    lan_ra_managed: bool = False
+    lan_ra_other: bool = True
+    rogue_dhcpv6: bool = False

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import ipaddress
 import os
-import select
 import socket
 import struct
 import time
@@ -43,6 +42,9 @@ ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
 #: A flood of answers must not grow the observation without bound.
 MAX_REPLIES = 64
+#: Deadline of the preparation (netlink, packet socket, scapy's first import: seconds when the
+#: machine is loaded), kept apart from the answer window.
+PREPARE_TIMEOUT = 10.0
 
 MSG_SOLICIT, MSG_ADVERTISE, MSG_REPLY, MSG_INFORMATION_REQUEST = 1, 2, 7, 11
 MESSAGES = {1: "solicit", 2: "advertise", 3: "request", 7: "reply", 11: "information-request"}
@@ -572,9 +574,7 @@ class Dhcpv6Exchange(ProbeRequest[Dhcpv6Observation]):
         reqs = [r for r in requests if isinstance(r, Dhcpv6Exchange)]
         results = await asyncio.gather(
             *(
-                asyncio.wait_for(
-                    asyncio.to_thread(exchange, r), timeout=r.window + ctx.probe_timeout + 1
-                )
+                exchange_async(r, prepare_timeout=max(PREPARE_TIMEOUT, ctx.probe_timeout))
                 for r in reqs
             ),
             return_exceptions=True,
@@ -619,7 +619,23 @@ def _open(iface: str) -> socket.socket:
 
 
 def exchange(req: Dhcpv6Exchange) -> Dhcpv6Observation:
-    """Send the message from `req.interface`'s link-local address and collect answers."""
+    """One exchange outside a probe plan (benchmarks, scripts): see `exchange_async`."""
+    return asyncio.run(exchange_async(req))
+
+
+@dataclass
+class _Prepared:
+    base: Dhcpv6Observation
+    sock: socket.socket | None = None
+    duid: bytes = b""
+    xid: int = 0
+    mac: str = ""
+    ll: str = ""
+    first: bytes = b""
+
+
+def _prepare(req: Dhcpv6Exchange) -> _Prepared:
+    """The blocking part (netlink, the packet socket, scapy's first import): run in a thread."""
     iface = req.interface
     kind = "information-request" if req.information else "solicit"
     with Netlink() as nl:
@@ -627,19 +643,16 @@ def exchange(req: Dhcpv6Exchange) -> Dhcpv6Observation:
         ll = nl.link_local(iface) if link else None
     base = Dhcpv6Observation(interface=iface, message=kind, asked=req.asked(), window=req.window)
     if link is None:
-        return replace(base, error=f"interface {iface} does not exist on this node")
+        return _Prepared(replace(base, error=f"interface {iface} does not exist on this node"))
     if not link.up:
-        return replace(base, mac=link.mac, error=f"interface {iface} is down")
+        return _Prepared(replace(base, mac=link.mac, error=f"interface {iface} is down"))
     if not link.mac:
-        return replace(
-            base,
-            error=f"{iface} has no link-layer address: the DHCPv6 probe sends Ethernet frames only",
-        )
+        why = f"{iface} has no link-layer address: the DHCPv6 probe sends Ethernet frames only"
+        return _Prepared(replace(base, error=why))
     mac = link.mac.lower()
     if not ll:
-        return replace(
-            base, mac=mac, error=f"{iface} has no usable link-local address to send DHCPv6 from"
-        )
+        why = f"{iface} has no usable link-local address to send DHCPv6 from"
+        return _Prepared(replace(base, mac=mac, error=why))
     duid = probe_duid(mac)
     xid = int.from_bytes(os.urandom(3), "big")
     base = replace(
@@ -650,17 +663,96 @@ def exchange(req: Dhcpv6Exchange) -> Dhcpv6Observation:
         transaction_id=f"{xid:06x}",
         client_port_bound=client_port_bound(),
     )
+    first = _message(req, duid, xid, mac, ll, 0)
     try:
         sock = _open(iface)
     except OSError as exc:
-        return replace(base, error=f"cannot open a packet socket on {iface}: {exc.strerror or exc}")
+        why = f"cannot open a packet socket on {iface}: {exc.strerror or exc}"
+        return _Prepared(replace(base, error=why))
+    return _Prepared(base, sock, duid, xid, mac, ll, first)
+
+
+async def exchange_async(
+    req: Dhcpv6Exchange, prepare_timeout: float = PREPARE_TIMEOUT
+) -> Dhcpv6Observation:
+    """Send the message from `req.interface`'s link-local address and collect answers.
+
+    The window is awaited on the event loop, not in a thread: probes that share the loop's
+    thread pool (DNS, netlink) must not queue behind a DHCPv6 window. The preparation has its
+    own deadline, so a slow start (scapy's import on a loaded machine) never eats the window.
+    """
+    prep = await asyncio.wait_for(asyncio.to_thread(_prepare, req), timeout=prepare_timeout)
+    if prep.sock is None:
+        return prep.base
     try:
-        return _run(req, sock, base, duid, xid, mac, ll)
+        run = _run(req, prep.sock, prep.base, prep.duid, prep.xid, prep.mac, prep.ll, prep.first)
+        return await asyncio.wait_for(run, timeout=req.window + 1.0)
     finally:
-        sock.close()
+        prep.sock.close()
 
 
-def _run(
+def _message(req: Dhcpv6Exchange, duid: bytes, xid: int, mac: str, ll: str, elapsed: int) -> bytes:
+    payload = build_message(
+        information=req.information,
+        xid=xid,
+        duid=duid,
+        elapsed_cs=elapsed,
+        ia_na=req.ia_na,
+        ia_pd=req.ia_pd,
+        oro=req.oro,
+        client_arch=req.client_arch,
+        user_class=req.user_class,
+    )
+    return _frame(mac, ll, payload)
+
+
+class _Collector:
+    """Sorts what the packet socket sees: answers to our transaction, answers to other clients,
+    and this node's ICMPv6 errors about an answer (pinned to that answer)."""
+
+    def __init__(self, duid: bytes, xid: int, start: float) -> None:
+        self.duid, self.xid, self.start = duid, xid, start
+        self.seen: list[Dhcpv6Reply] = []
+        self.answers: dict[bytes, int] = {}  # answer payload -> index in seen
+        self.others = self.dropped = 0
+
+    def feed(self, data: bytes, pkttype: int) -> None:
+        frame = _parse_frame(data, pkttype)
+        if frame is None:
+            return
+        about = _icmp_about(frame) if frame.outgoing else None
+        if about is not None:
+            name, quoted = about
+            idx = next(
+                (i for p, i in self.answers.items() if quoted and p.startswith(quoted)), None
+            )
+            if idx is not None and self.seen[idx].local_response is None:
+                self.seen[idx] = replace(self.seen[idx], local_response=name)
+            return
+        if frame.outgoing or frame.next_header != 17 or len(frame.l4) < 8:
+            return
+        sport, dport = struct.unpack_from("!HH", frame.l4)
+        if dport != CLIENT_PORT:
+            return
+        payload = frame.l4[8:]
+        got_xid, reply = decode_message(
+            payload, server=frame.src, mac=frame.src_mac, client_duid=self.duid
+        )
+        if got_xid != self.xid:
+            self.others += 1
+            return
+        if len(self.seen) >= MAX_REPLIES:
+            self.dropped += 1
+            return
+        if sport != SERVER_PORT:
+            reply = replace(
+                reply, problems=(*reply.problems, f"sent from UDP port {sport}, not 547")
+            )
+        self.answers[payload] = len(self.seen)
+        self.seen.append(replace(reply, at=round(time.monotonic() - self.start, 4)))
+
+
+async def _run(
     req: Dhcpv6Exchange,
     sock: socket.socket,
     base: Dhcpv6Observation,
@@ -668,78 +760,40 @@ def _run(
     xid: int,
     mac: str,
     ll: str,
+    first: bytes | None = None,
 ) -> Dhcpv6Observation:
-    def message(elapsed_cs: int) -> bytes:
-        payload = build_message(
-            information=req.information,
-            xid=xid,
-            duid=duid,
-            elapsed_cs=elapsed_cs,
-            ia_na=req.ia_na,
-            ia_pd=req.ia_pd,
-            oro=req.oro,
-            client_arch=req.client_arch,
-            user_class=req.user_class,
-        )
-        return _frame(mac, ll, payload)
+    from .sockio import wait_readable
 
+    first = first or _message(req, duid, xid, mac, ll, 0)
+    sock.setblocking(False)
     start = time.monotonic()
     try:
-        sock.send(message(0))
+        sock.send(first)
     except OSError as exc:
         return replace(base, error=f"could not send the {base.message} on {req.interface}: {exc}")
     sent = 1
     # one retransmission after a client's first retransmission time (RFC 8415: IRT 1 s)
     retransmit_at = start + min(1.0, req.window / 2)
-    seen: list[Dhcpv6Reply] = []
-    answers: dict[bytes, int] = {}  # answer payload -> index in seen (to pin ICMP errors)
-    others = dropped = 0
+    got = _Collector(duid, xid, start)
     deadline = start + req.window
     while (now := time.monotonic()) < deadline:
-        if sent == 1 and not seen and now >= retransmit_at:
+        if sent == 1 and not got.seen and now >= retransmit_at:
             with contextlib.suppress(OSError):
-                sock.send(message(int((now - start) * 100)))
+                sock.send(_message(req, duid, xid, mac, ll, int((now - start) * 100)))
                 sent = 2
-        wait_until = deadline if sent > 1 or seen else min(deadline, retransmit_at)
-        ready, _, _ = select.select([sock], [], [], max(0.0, wait_until - now))
-        if not ready:
+        wait_until = deadline if sent > 1 or got.seen else min(deadline, retransmit_at)
+        if not await wait_readable(sock, max(0.0, wait_until - now)):
             continue
-        data, addr = sock.recvfrom(65535)
-        frame = _parse_frame(data, addr[2])
-        if frame is None:
-            continue
-        about = _icmp_about(frame) if frame.outgoing else None
-        if about is not None:
-            name, quoted = about
-            idx = next((i for p, i in answers.items() if quoted and p.startswith(quoted)), None)
-            if idx is not None and seen[idx].local_response is None:
-                seen[idx] = replace(seen[idx], local_response=name)
-            continue
-        if frame.outgoing or frame.next_header != 17 or len(frame.l4) < 8:
-            continue
-        sport, dport = struct.unpack_from("!HH", frame.l4)
-        if dport != CLIENT_PORT:
-            continue
-        payload = frame.l4[8:]
-        got_xid, reply = decode_message(
-            payload, server=frame.src, mac=frame.src_mac, client_duid=duid
-        )
-        if got_xid != xid:
-            others += 1
-            continue
-        if len(seen) >= MAX_REPLIES:
-            dropped += 1
-            continue
-        if sport != SERVER_PORT:
-            reply = replace(
-                reply, problems=(*reply.problems, f"sent from UDP port {sport}, not 547")
-            )
-        answers[payload] = len(seen)
-        seen.append(replace(reply, at=round(time.monotonic() - start, 4)))
+        while True:
+            try:
+                data, addr = sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                break
+            got.feed(data, addr[2])
     return replace(
         base,
         sent=sent,
-        replies=merge_replies(seen),
-        other_transactions=others,
-        dropped=dropped,
+        replies=merge_replies(got.seen),
+        other_transactions=got.others,
+        dropped=got.dropped,
     )
