@@ -107,6 +107,10 @@ def test_site_run_under_a_fault_with_one_vantage_unreachable(tmp_path: Path) -> 
     for node in ("lan", "out"):  # the others still ran and reported
         assert "NOT RUN" not in lines[node], proc.stdout
     assert doc is not None
-    text = json.dumps(doc)
-    assert "could not reach vpn over SSH" in text
-    assert "net.ipv6.conf.all.forwarding" in text  # the fault, named in the site report
+    top = doc["causes"][0]  # the fault, named first in the site report, explaining the LAN's
+    assert (top["vantage"], top["area"]) == ("gw", "sysctl"), top
+    assert "net.ipv6.conf.all.forwarding" in top["title"], top
+    assert "lan" in top["vantages"], top
+    (vpn,) = [v for v in doc["vantages"] if v["name"] == "vpn"]
+    assert vpn["error"].startswith("could not reach vpn over SSH (vpn): "), vpn
+    assert any(c["vantage"] == "vpn" for c in doc["causes"]), doc["causes"]
