@@ -23,6 +23,7 @@ from sixcheck.lab import Lab, sshd
 
 pytestmark = [
     pytest.mark.lab,
+    pytest.mark.slow,  # installs ansible-core and four venvs: minutes
     pytest.mark.skipif(os.geteuid() != 0, reason="builds network namespaces: run as root"),
 ]
 
