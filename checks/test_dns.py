@@ -261,6 +261,37 @@ def _dns64(p: Profile) -> Iterator[Simple]:
         yield Simple(str(server), (q,))
 
 
+def _dns64_unreadable(ans: DnsAnswer) -> str | None:
+    """Why this answer says nothing about DNS64, or None when it does (RFC 7050 3: NOERROR with
+    AAAA embedding a well-known address, or NOERROR without AAAA). "No prefix found" in an
+    error answer is not "no DNS64": a forbidden DNS64 must not pass on it."""
+    if not ans.responded or ans.error_kind is not None:
+        return ans.error or f"no usable answer ({ans.error_kind})"
+    if ans.rcode == "NXDOMAIN":
+        return (
+            f"{ans.where()} answered NXDOMAIN for ipv4only.arpa, a name that always exists (A "
+            "192.0.0.170 and 192.0.0.171, RFC 7050 2.2 / RFC 8880): the resolver does not see "
+            "the real name (a local zone, a filtering forwarder or a broken upstream), so its "
+            "answer cannot show a synthesis; expected NOERROR. Fix how the resolver resolves "
+            "ipv4only.arpa (remove the local zone or forwarder that hides it), then run again"
+        )
+    if ans.rcode != "NOERROR":
+        return (
+            f"{ans.where()} answered {ans.rcode} for ipv4only.arpa AAAA: the resolver "
+            f"{_rcode_meaning(ans.rcode)}; expected NOERROR (with or without synthesized "
+            "AAAA). Fix the resolver's answer, then run again"
+        )
+    found = ans.addresses()
+    if found and not nat64_prefixes(found):
+        return (
+            f"{ans.where()} answered ipv4only.arpa AAAA {', '.join(sorted(map(str, found)))}, "
+            "which embed neither well-known address 192.0.0.170/171 (RFC 7050 3): no synthesis "
+            "a NAT64 prefix can be read from; expected NOERROR with synthesized AAAA or none. "
+            "Find what rewrites the answer (a local zone, a filtering forwarder)"
+        )
+    return None
+
+
 @targets(_dns64)
 def test_dns64(
     target: Simple, observe: Observe, evidence: dict[str, Any], profile: Profile
@@ -273,11 +304,11 @@ def test_dns64(
     q = target.requests[0]
     assert isinstance(q, DnsQuery)
     ans = _answer_over_tcp_if_truncated(observe(q), q, observe)
-    assert ans.responded, f"could not tell whether DNS64 is on: {ans.error}"
-    assert ans.error_kind is None, f"could not tell whether DNS64 is on: {ans.error}"
+    evidence["wanted"] = want.nat64 + (f" {want.prefix}" if want.prefix else "")
+    unreadable = _dns64_unreadable(ans)
+    assert unreadable is None, f"could not tell whether DNS64 is on: {unreadable}"
     prefixes = nat64_prefixes(ans.addresses())
     evidence["nat64_prefixes"] = [str(n) for n in prefixes]
-    evidence["wanted"] = want.nat64 + (f" {want.prefix}" if want.prefix else "")
     if want.nat64 == "required":
         assert prefixes, (
             f"{ans.where()} does not synthesize AAAA (ipv4only.arpa AAAA: {ans.rcode}, "

@@ -324,3 +324,78 @@ def test_dead_resolver_and_twenty_names_cost_one_timeout() -> None:
     assert kinds == {"timeout"}, results
     assert len(results) == 40
     assert took < 4 * timeout, f"40 queries to a dead resolver took {took:.1f} s"
+
+
+# ------------------------------------------------------------------------------- DNS64 verdicts
+
+
+def _dns64_verdict(nat64: str, ans: DnsAnswer) -> str | None:
+    """test_dns64's failure message (None: passed) on one crafted ipv4only.arpa answer."""
+    from sixcheck.check import Simple
+
+    profile = parse(
+        HEAD + f"dns:\n  resolvers: ['2001:db8:53::53']\n  dns64: {{nat64: {nat64}}}\n", "p.yaml"
+    )
+    q = DnsQuery("2001:db8:53::53", "ipv4only.arpa", "AAAA", "udp")
+    try:
+        CHECKS.test_dns64(Simple("2001:db8:53::53", (q,)), lambda _r: ans, {}, profile)
+    except AssertionError as exc:
+        return str(exc)
+    return None
+
+
+def _v4only(**kw: object) -> DnsAnswer:
+    return _answer(name="ipv4only.arpa", **kw)
+
+
+@pytest.mark.parametrize("nat64", ["forbidden", "required", "any"])
+@pytest.mark.parametrize("rcode", ["REFUSED", "SERVFAIL", "NOTIMP", "FORMERR"])
+def test_dns64_error_rcode_is_never_no_dns64(nat64: str, rcode: str) -> None:
+    """A resolver that refused or failed the question said nothing about DNS64: "forbidden"
+    must not pass on it (an error is never a pass), "required" must not blame DNS64."""
+    msg = _dns64_verdict(nat64, _v4only(rcode=rcode))
+    assert msg is not None
+    assert msg.startswith(
+        f"could not tell whether DNS64 is on: resolver 2001:db8:53::53 over UDP/IPv6 answered "
+        f"{rcode} for ipv4only.arpa AAAA"
+    ), msg
+    assert "expected NOERROR" in msg
+
+
+@pytest.mark.parametrize("nat64", ["forbidden", "required"])
+def test_dns64_nxdomain_for_ipv4only_arpa_cannot_tell(nat64: str) -> None:
+    """ipv4only.arpa always exists (RFC 7050 2.2, RFC 8880): NXDOMAIN means the resolver does
+    not see the real name, so whether it would synthesize cannot be read from it."""
+    msg = _dns64_verdict(nat64, _v4only(rcode="NXDOMAIN"))
+    assert msg is not None
+    assert msg.startswith(
+        "could not tell whether DNS64 is on: resolver 2001:db8:53::53 over UDP/IPv6 answered "
+        "NXDOMAIN for ipv4only.arpa"
+    ), msg
+    assert "always exists" in msg
+
+
+def test_dns64_aaaa_without_well_known_address_cannot_tell() -> None:
+    """AAAA for ipv4only.arpa that embed neither 192.0.0.170 nor .171 are no synthesis RFC 7050
+    can read a prefix from: "forbidden" cannot conclude "no DNS64" from them."""
+    odd = _v4only(answers=(DnsRecord("ipv4only.arpa", "AAAA", 300, "2001:db8:bad::1"),))
+    msg = _dns64_verdict("forbidden", odd)
+    assert msg is not None
+    assert msg.startswith("could not tell whether DNS64 is on:"), msg
+    assert "2001:db8:bad::1" in msg
+
+
+def test_dns64_healthy_answers_still_judge() -> None:
+    nodata = _v4only()
+    synth = _v4only(
+        answers=tuple(
+            DnsRecord("ipv4only.arpa", "AAAA", 300, v)
+            for v in ("64:ff9b::c000:aa", "64:ff9b::c000:ab")
+        )
+    )
+    assert _dns64_verdict("forbidden", nodata) is None
+    assert _dns64_verdict("required", synth) is None
+    assert "synthesizes AAAA with NAT64 prefix 64:ff9b::/96" in (
+        _dns64_verdict("forbidden", synth) or ""
+    )
+    assert "does not synthesize AAAA" in (_dns64_verdict("required", nodata) or "")

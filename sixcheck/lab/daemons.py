@@ -185,6 +185,11 @@ def unbound_conf(
         "    hide-identity: yes",
         "    hide-version: yes",
         '    local-zone: "." static',
+        # ipv4only.arpa exists for every resolver (RFC 8880 7.2: answered locally, A 192.0.0.170
+        # and .171, no AAAA): the static root must not make it NXDOMAIN, or no DNS64 verdict
+        # (required or forbidden) can be read from the lab's resolvers
+        '    local-data: "ipv4only.arpa. 300 IN A 192.0.0.170"',
+        '    local-data: "ipv4only.arpa. 300 IN A 192.0.0.171"',
     ]
     lines += [f"    interface: {addr}" for addr in interfaces]
     for fqdn, rrs in records.items():
