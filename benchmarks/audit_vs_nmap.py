@@ -50,8 +50,8 @@ import json, sys, time
 from sixcheck.probes.base import ProbeContext
 from sixcheck.probes.plan import run_plan
 from sixcheck.probes.tcp import TcpConnect
-hosts, ports, timeout = json.loads(sys.argv[1])
-reqs = [TcpConnect(h, p) for h in hosts for p in ports]
+hosts, ports, timeout, rate = json.loads(sys.argv[1])
+reqs = [TcpConnect(h, p, rate=rate) for h in hosts for p in ports]
 ctx = ProbeContext(probe_timeout=timeout, ra_listen=1, run_timeout=60, has_raw=False)
 t0 = time.monotonic()
 res, _ = run_plan(reqs, ctx)
@@ -165,8 +165,8 @@ def firewall(rtr: str, scenario: str) -> None:
     netns.run(rtr, ["ip6tables-restore", "-w"], input="\n".join(rules) + "\n", check=True)
 
 
-def run_sixcheck(scan: str) -> tuple[float, dict[str, int]]:
-    arg = json.dumps([HOSTS, list(PORTS), TIMEOUT])
+def run_sixcheck(scan: str, rate: int = 1000) -> tuple[float, dict[str, int]]:
+    arg = json.dumps([HOSTS, list(PORTS), TIMEOUT, rate])
     proc = netns.run(scan, [sys.executable, "-c", RUNNER, arg], check=True, timeout=120)
     data = json.loads(proc.stdout.strip().splitlines()[-1])
     return float(data["seconds"]), dict(data["states"])
@@ -215,6 +215,12 @@ def main() -> int:
     )
     ap.add_argument("--no-t3", action="store_true", help="skip nmap's default timing (slow)")
     ap.add_argument(
+        "--rate",
+        type=int,
+        default=1000,
+        help="sixcheck's packets per second (the profile's firewall.rate; default 1000)",
+    )
+    ap.add_argument(
         "--keep-icmp-ratelimit",
         action="store_true",
         help="keep the router's ICMPv6 error rate limit (most rejects then look like drops)",
@@ -240,9 +246,9 @@ def main() -> int:
             # untimed warm-up: the first wave after loading the rules loses first SYNs in this
             # lab (cold neighbour and conntrack state; the kernel resends them after its 1 s
             # SYN timeout), which would penalise whichever tool happened to go first
-            run_sixcheck(ns["scan"])
+            run_sixcheck(ns["scan"], args.rate)
             for _ in range(args.runs):
-                secs, states = run_sixcheck(ns["scan"])
+                secs, states = run_sixcheck(ns["scan"], args.rate)
                 tools["sixcheck"].append(secs)
                 notes["sixcheck"] = " ".join(f"{k}={v}" for k, v in sorted(states.items()))
                 for t in timings:
@@ -260,7 +266,8 @@ def main() -> int:
         hostfile.unlink(missing_ok=True)
     print(
         f"\n{len(HOSTS)} hosts x {len(PORTS)} ports = {len(HOSTS) * len(PORTS)} targets, "
-        f"sixcheck probe timeout {TIMEOUT:g} s (+1 retry), {args.runs} runs each; "
+        f"sixcheck probe timeout {TIMEOUT:g} s (+1 retry), rate {args.rate}/s, {args.runs} runs "
+        "each; "
         "wall time median (min-max), ratio to sixcheck\n"
     )
     head = ("scenario", "tool", "wall time", "ratio", "result")
