@@ -1,7 +1,7 @@
 """sixcheck against the standard tools, in the lab, every figure beside its anchor in one run.
 
     sudo .venv/bin/python benchmarks/run.py [--runs 5] [--no-audit] [--python VENV/bin/python]
-        [--only startup probes profiles dead interrupt] [--out /tmp/r.md]
+        [--only startup probes profiles dead interrupt dhcpv6] [--out /tmp/r.md]
 
 Builds its own lab instance (`SIXCHECK_LAB`, default `bench`), measures, tears it down, and writes a
 Markdown table: median of RUNS, min-max, ratio to the anchor, the goal of each row. Not a test:
