@@ -22,6 +22,7 @@ FAILED = ("failed", "error")
 AREA_LAYER: dict[str, str] = {
     "sysctl": "node",
     "nd": "link",
+    "dhcpv6": "link",  # on-link, link-local exchanges that hand out addresses and prefixes
     "routes": "route",
     "tunnel": "path",
     "vpn": "path",
