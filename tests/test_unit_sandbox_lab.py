@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from unprivileged import NOBODY, in_view
 
 from conftest import REPO, needs_root
 from sixcheck.lab import Lab, netns
@@ -39,25 +39,17 @@ pytestmark = [needs_root, pytest.mark.lab]
 
 INSTANCE = f"u{os.getpid()}"
 PROFILES = {"gw": "lab-gw", "lan": "lab-lan", "out": "lab-out", "vpn": "lab-vpn"}
-USER = 65534  # nobody: an account with no HOME of its own to write
+USER = NOBODY  # an account with no HOME of its own to write
 #: Checks whose probes open raw sockets: they must pass with CAP_NET_RAW alone.
 RAW_CHECKS = ("test_ra_received", "test_no_rogue_router")
 
 #: Runs as root inside `unshare -m` in the node's network namespace; builds the unit's view of
 #: the filesystem, then drops to the user with CAP_NET_RAW only and execs "$@".
+#: The interpreter may live below a folder the user cannot enter (a pyenv under /root):
+#: `unprivileged.in_view` first shows only the subtrees the run needs (this view only).
 SANDBOX = r"""
-set -euo pipefail
-base=$1; user=$2; hide=$3; shift 3
+base=$1; user=$2; shift 2
 start=$PWD
-if [ -n "$hide" ]; then
-  # The interpreter lives below a folder the user cannot enter (a pyenv under /root): show
-  # only that subtree, as an installed sixcheck's interpreter would be (this view only).
-  parent=${hide%/*}
-  cd "$hide"
-  mount -t tmpfs -o mode=755 sixcheck-hide "$parent"
-  mkdir -p "$hide"
-  mount --no-canonicalize --bind . "$hide"
-fi
 # PrivateTmp=yes: a fresh /tmp and /var/tmp; the test's own folder stays at its path
 cd "$base"
 mount -t tmpfs -o mode=1777 sixcheck-tmp /tmp
@@ -82,19 +74,6 @@ cd "$start"
 exec setpriv --reuid="$user" --regid="$user" --clear-groups --no-new-privs \
   --inh-caps=-all,+net_raw --ambient-caps=-all,+net_raw --bounding-set=-all,+net_raw -- "$@"
 """
-
-
-def _hidden_interpreter() -> str:
-    """The subtree to show when the interpreter sits below a folder others cannot enter
-    (e.g. /root/.pyenv), else ''."""
-    real = Path(os.path.realpath(sys.executable))
-    for folder in reversed(real.parents):
-        if folder == Path("/"):
-            continue
-        if not os.stat(folder).st_mode & stat.S_IXOTH:
-            child = real.parents[len(real.parents) - len(folder.parts) - 1]
-            return str(child)
-    return ""
 
 
 def listing(roots: list[Path], owner: int | None = None) -> dict[str, tuple[int, int, int]]:
@@ -130,7 +109,6 @@ class Unit:
     def __init__(self, lab: Lab, base: Path) -> None:
         self.lab = lab
         self.base = base
-        self.hide = _hidden_interpreter()
         for sub, mode in (("reports", 0o777), ("textfile", 0o777), ("home", 0o711)):
             (base / sub).mkdir()
             (base / sub).chmod(mode)
@@ -158,20 +136,7 @@ class Unit:
         cmd = [*env, sys.executable, "-m", "sixcheck", "audit", str(config)]
         argv = netns.exec_argv(
             self.lab.ns(node),
-            [
-                "unshare",
-                "-m",
-                "--propagation",
-                "private",
-                "bash",
-                "-c",
-                SANDBOX,
-                "sandbox",
-                str(self.base),
-                str(USER),
-                self.hide,
-                *cmd,
-            ],
+            in_view(SANDBOX, [str(self.base), str(USER), *cmd]),
         )
         proc = subprocess.run(
             argv, cwd=REPO, capture_output=True, text=True, timeout=240, check=False
