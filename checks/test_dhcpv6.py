@@ -173,12 +173,12 @@ def test_dhcpv6_server_answers(
             )
             for ia in ias:
                 failure = ia.failure()
-                what = "address" if kind == "IA_NA" else "prefix"
+                what = "an address" if kind == "IA_NA" else "a prefix"
                 ok = failure is None and bool(ia.usable())
                 assert ok, (
                     f"{r.label()} answered {kind} on {obs.interface} with "
-                    f"{failure.describe() if failure else 'no ' + what} instead of an {what}: "
-                    f"its {what} pool for this link is exhausted or missing (free leases, grow "
+                    f"{failure.describe() if failure else 'nothing'} instead of {what}: "
+                    f"its {what.split()[1]} pool for this link is exhausted or missing (free leases, grow "
                     "the pool, or check which subnet/pool the server selects for this link)"
                 )
 

@@ -120,23 +120,22 @@ DHCPV6_CLIENTS = ("dhclient", "dhcpcd", "odhcp6c", "systemd-network", "wide-dhcp
 
 
 def _dhcpv6_clients() -> list[str]:
-    """DHCPv6 clients running here: a known client process, or a socket on UDP port 546.
-
-    Processes are those of every namespace (they share /proc); the socket is this namespace's.
-    """
+    """The DHCPv6 client this node runs: a socket on UDP 546 in this namespace, named by the
+    client processes seen (/proc lists every namespace's processes: a process alone proves
+    nothing about this node)."""
     from .probes.dhcpv6 import client_port_bound
 
-    found = []
+    if not client_port_bound():
+        return []
+    names = []
     for comm in Path("/proc").glob("[0-9]*/comm"):
         try:
             name = comm.read_text().strip()
         except OSError:
             continue
-        if name in DHCPV6_CLIENTS and name not in found:
-            found.append(name)
-    if client_port_bound():
-        found.append("a socket on UDP 546")
-    return found if client_port_bound() else []
+        if name in DHCPV6_CLIENTS and name not in names:
+            names.append(name)
+    return [*names, "a socket on UDP 546"]
 
 
 def _plen(prefix: str) -> int:
