@@ -15,7 +15,7 @@ from typing import Any
 from sixcheck.check import Simple, targets
 from sixcheck.probes.base import ProbeRequest
 from sixcheck.probes.icmp import Echo, EchoResult
-from sixcheck.probes.tcp import PortResult, TcpConnect
+from sixcheck.probes.tcp import PortResult, TcpConnect, is_from
 from sixcheck.probes.udp import UdpProbe
 from sixcheck.schema import Profile
 from sixcheck.schema.firewall import AllowGroup
@@ -70,6 +70,27 @@ def _inbound_deny(p: Profile) -> Iterator[PortTarget]:
     return _group_targets(p, p.firewall.inbound_deny, lambda g: g.deny)
 
 
+def _from_this_node(offender: str | None, source: str | None) -> bool:
+    """An ICMP(v6) error sent by this node itself, about its own packet (its OUTPUT rules
+    rejected it, or no neighbour answered for the next hop): the packet never left."""
+    return source is not None and is_from(offender, source)
+
+
+def _not_sent(o: PortResult) -> str | None:
+    """Why the probe says nothing about the path to the target, or None when it does. A
+    silence or an error that never reached the network is no "denied"."""
+    if o.state == "local-error":
+        return o.error or "the probe could not send"
+    if o.state is None or (o.error is not None and o.state not in ("open", "reset", "icmp")):
+        return f"the probe failed: {o.error or 'no state recorded'}"
+    if o.state == "icmp" and o.icmp is not None and _from_this_node(o.icmp.offender, o.source):
+        return (
+            f"the {o.icmp.describe()} came from this node itself ({o.source}): the packet never "
+            "left it"
+        )
+    return None
+
+
 def _answered_by_host(o: PortResult) -> bool:
     """The probe reached the host itself: a connection, an RST, or the host's own port
     unreachable (nothing on the way filtered it)."""
@@ -90,9 +111,11 @@ def test_inbound_denied(
     evidence["expected"] = f"not reachable from here; deny style {target.style}"
     evidence["found"] = o.how()
     where = o.target
-    assert o.state != "local-error", (
-        f"could not tell whether {where} is denied: {o.error}. This vantage cannot send to it "
-        "(no route or no IPv6 address here?); run the audit from a node with IPv6 connectivity"
+    unsent = _not_sent(o)
+    assert unsent is None, (
+        f"could not tell whether {where} is denied: {unsent}. This vantage cannot send to it "
+        "(no route or no IPv6 address here, its own OUTPUT rules, or no neighbour answering "
+        "for the next hop?); fix that, or run the audit from a node with IPv6 connectivity"
     )
     if o.state == "open":
         others = [observe(r) for r in target.host_probes if r != target.request]
@@ -177,7 +200,12 @@ def test_echo_policy(target: Simple, observe: Observe, evidence: dict[str, Any])
     o: EchoResult = observe(target.requests[0])
     evidence["expected"] = f"echo {policy}"
     evidence["found"] = o.summary()
-    assert o.outcome != "local-error", f"could not tell: {o.summary()}"
+    assert o.outcome not in ("local-error", None), f"could not tell: {o.summary()}"
+    assert not (o.icmp is not None and _from_this_node(o.icmp.offender, o.source)), (
+        f"could not tell whether {o.dst} answers ICMPv6 echo: {o.summary()}, an error from this "
+        "node itself: the echo request never left it (its own OUTPUT rules, or no neighbour "
+        "answering for the next hop); fix that, or run from a node with IPv6 connectivity"
+    )
     if policy == "allowed":
         assert o.answered, (
             f"ICMPv6 echo to {o.dst} is allowed by the profile, but {o.summary()}. A firewall "

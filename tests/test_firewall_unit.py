@@ -6,12 +6,17 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+import sys
 import time
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
+from sixcheck.check import Simple
 from sixcheck.probes import sockio
-from sixcheck.probes.tcp import tcp_connect
+from sixcheck.probes.icmp import Echo, EchoResult
+from sixcheck.probes.tcp import PortResult, TcpConnect, tcp_connect
 from sixcheck.probes.udp import PAYLOADS, payload_bytes, udp_probe
 from sixcheck.schema import ProfileError
 from sixcheck.schema.profile import parse
@@ -188,3 +193,108 @@ def test_udp_answer_is_open_and_silence_is_honest() -> None:
         assert silent.state == "silent"
         assert silent.attempts == 2
         assert "open|filtered" in silent.how()
+
+
+# ------------------------------------------------------------------------------- verdicts
+
+
+def _checks() -> Any:
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location(
+        "sixcheck_checks_firewall", REPO / "checks/test_firewall.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+CHECKS = _checks()
+PROFILE = parse(HEAD + "firewall:\n  inbound_deny: [{hosts: ['2001:db8:1::10'], tcp: [22]}]\n", "p")
+HERE = "2001:db8:f::2"  # the vantage's own source address
+
+
+def _denied(style: str, o: PortResult) -> str | None:
+    """test_inbound_denied's failure message (None: passed) on one crafted observation."""
+    req = TcpConnect(o.dst, o.port)
+    target = CHECKS.PortTarget(f"{o.dst}-{o.proto}-{o.port}", req, style, (req,))
+    try:
+        CHECKS.test_inbound_denied(target, lambda _r: o, {}, PROFILE)
+    except AssertionError as exc:
+        return str(exc)
+    return None
+
+
+def _port(**kw: Any) -> PortResult:
+    base: dict[str, Any] = {"dst": "2001:db8:1::10", "port": 22, "proto": "tcp"}
+    return PortResult(family="ipv6", source=HERE, attempts=2, **{**base, **kw})
+
+
+def _icmp(name: str, offender: str) -> sockio.IcmpError:
+    return sockio.IcmpError("icmp6", 1, 1, name, 13, offender=offender)
+
+
+@pytest.mark.parametrize("style", ["any", "drop", "reject"])
+def test_inbound_denied_never_passes_on_a_probe_that_broke(style: str) -> None:
+    crashed = _port(error="probe crashed: OSError: [Errno 24] Too many open files")
+    msg = _denied(style, crashed)
+    assert msg is not None
+    assert msg.startswith(
+        "could not tell whether [2001:db8:1::10]:22/tcp is denied: the probe failed: probe "
+        "crashed: OSError"
+    ), msg
+
+
+@pytest.mark.parametrize("style", ["any", "reject"])
+@pytest.mark.parametrize("proto", ["tcp", "udp"])
+def test_inbound_denied_never_passes_on_an_error_from_this_node(style: str, proto: str) -> None:
+    """This node's own OUTPUT REJECT (or an unanswered neighbour solicitation for the next hop)
+    sends the ICMPv6 error from its own address: the probe never left, nothing was denied."""
+    local = _port(proto=proto, state="icmp", icmp=_icmp("admin-prohibited", HERE))
+    msg = _denied(style, local)
+    assert msg is not None
+    assert msg.startswith(
+        f"could not tell whether [2001:db8:1::10]:22/{proto} is denied: the ICMPv6 "
+        f"admin-prohibited (type 1 code 1) from {HERE} came from this node itself"
+    ), msg
+    assert "never left it" in msg
+    nd = _port(proto=proto, state="icmp", icmp=_icmp("address-unreachable", HERE))
+    assert (_denied(style, nd) or "").startswith("could not tell whether"), style
+
+
+def test_inbound_denied_still_passes_on_real_denials() -> None:
+    gw = _port(state="icmp", icmp=_icmp("admin-prohibited", "2001:db8:0:1::1"))
+    assert _denied("reject", gw) is None
+    assert _denied("any", gw) is None
+    assert _denied("drop", _port(state="dropped")) is None
+    assert _denied("any", _port(state="reset")) is None
+    assert "accepts connections from outside" in (
+        _denied("any", _port(state="open", rtt_ms=1.0)) or ""
+    )
+
+
+def _echo_verdict(o: EchoResult) -> str | None:
+    target = Simple(o.dst, (Echo(o.dst),), {"policy": "denied"})
+    try:
+        CHECKS.test_echo_policy(target, lambda _r: o, {})
+    except AssertionError as exc:
+        return str(exc)
+    return None
+
+
+def test_echo_denied_never_passes_on_a_probe_that_broke_or_never_left() -> None:
+    base = EchoResult(dst="2001:db8:1::10", family="ipv6", size=64, dont_fragment=True, source=HERE)
+    crashed = replace(base, error="echo crashed: OSError: boom")
+    assert (_echo_verdict(crashed) or "").startswith("could not tell: a 64-byte echo"), crashed
+    local = replace(base, outcome="icmp-error", icmp=_icmp("admin-prohibited", HERE))
+    msg = _echo_verdict(local)
+    assert msg is not None
+    assert msg.startswith("could not tell whether 2001:db8:1::10 answers ICMPv6 echo"), msg
+    assert _echo_verdict(replace(base, outcome="timeout", attempts=2)) is None
+    gw = replace(base, outcome="icmp-error", icmp=_icmp("admin-prohibited", "2001:db8:0:1::1"))
+    assert _echo_verdict(gw) is None
