@@ -288,7 +288,9 @@ def judge_preference(
     for d in v6.decisions:
         if d.dst != first:
             continue
-        if d.error or d.fails_closed or d.interface in area.interfaces:
+        if d.error:
+            return f"could not tell where IPv6 to {order.name} ({first}) goes: {d.error}"
+        if d.fails_closed or d.interface in area.interfaces:
             return None
         vpn = vpn_phrase(area, 6, links)
         return (
@@ -297,7 +299,12 @@ def judge_preference(
             f"from the global address {d.source}; carry IPv6 to it through the VPN or "
             f"blackhole it so applications fall back to IPv4 in the tunnel"
         )
-    return None
+    return (
+        f"could not tell where IPv6 to {order.name} ({first}) goes: applications try it first, "
+        f"but the IPv6 lookup through {v6.resolver} gave "
+        f"{', '.join(v6.addresses) or 'no address'}, so no routing decision was made for it; "
+        "run again (the name's answers changed between the lookups?)"
+    )
 
 
 @targets(_names)

@@ -327,3 +327,43 @@ def test_resolver_leak() -> None:
         decisions=(RouteDecision(dst="127.0.0.53", family=4, kind="local", interface="lo"),),
     )
     assert checks.judge_resolvers(stub, area, DUAL)[0].startswith("could not tell")
+
+
+def test_preference_never_passes_without_a_decision_for_the_first_address() -> None:
+    """The address applications try first must have been judged: a route lookup that failed,
+    or no lookup for it at all, is "could not tell", never "protected"."""
+    order = AddrOrder(
+        name="intranet.example.net", addresses=("2001:db8:10::10", "203.0.113.210"), families=(6, 4)
+    )
+    broken = NameRoutes(
+        name="intranet.example.net",
+        family=6,
+        addresses=("2001:db8:10::10",),
+        decisions=(RouteDecision(dst="2001:db8:10::10", family=6, error="netlink said no"),),
+    )
+    msg = checks.judge_preference(order, broken, AREA, V4_ONLY)
+    assert msg == (
+        "could not tell where IPv6 to intranet.example.net (2001:db8:10::10) goes: netlink said no"
+    )
+    other = NameRoutes(
+        name="intranet.example.net",
+        family=6,
+        addresses=("2001:db8:10::11",),
+        decisions=(_leak("2001:db8:10::11"),),
+    )
+    msg = checks.judge_preference(order, other, AREA, V4_ONLY)
+    assert msg is not None
+    assert msg.startswith(
+        "could not tell where IPv6 to intranet.example.net (2001:db8:10::10) goes: applications "
+        "try it first, but the IPv6 lookup through system (getaddrinfo, /etc/resolv.conf) gave "
+        "2001:db8:10::11"
+    ), msg
+    into = NameRoutes(
+        name="intranet.example.net",
+        family=6,
+        addresses=("2001:db8:10::10",),
+        decisions=(
+            RouteDecision(dst="2001:db8:10::10", family=6, kind="unicast", interface="wg0"),
+        ),
+    )
+    assert checks.judge_preference(order, into, AREA, DUAL) is None
