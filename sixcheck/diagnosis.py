@@ -15,7 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from .symptoms import Facts, Symptom, failures, first_line, in_prefix, read_facts, symptom
+from .symptoms import (
+    UNREADABLE,
+    Facts,
+    Symptom,
+    failures,
+    first_line,
+    in_prefix,
+    read_facts,
+    symptom,
+)
 
 #: layers of one vantage, lowest first: a lower layer's fault explains a higher layer's failures
 LAYERS: tuple[str, ...] = ("node", "link", "address", "route", "path", "service")
@@ -466,17 +475,21 @@ def _ancestors(key: str, parent: Mapping[str, _Edge]) -> set[str]:
 def diagnose(doc: Mapping[str, Any]) -> list[Cause]:
     """The causes of a run's failures, ranked: the one that accounts for most failures first
     (the lower layer on a tie). A healthy run has none; a failure nothing explains is its own."""
-    vantage = str((doc.get("profile") or {}).get("name") or "")
+    profile = doc.get("profile") if isinstance(doc, Mapping) else None
+    vantage = str(profile.get("name") or "") if isinstance(profile, Mapping) else ""
     facts = read_facts(doc)
     groups = _groups([symptom(f, facts) for f in failures(doc)])
     if not groups:
         return []
-    edges = [
-        e
-        for rule in RULES
-        for e in rule(groups, facts)
-        if e.cause != e.effect and e.cause in groups and e.effect in groups
-    ]
+    edges: list[_Edge] = []
+    for rule in RULES:
+        try:
+            found = list(rule(groups, facts))
+        except UNREADABLE:
+            continue  # evidence this rule cannot read ties nothing
+        edges += [
+            e for e in found if e.cause != e.effect and e.cause in groups and e.effect in groups
+        ]
     # the most fundamental explanation of a group is the one kept; one that would close a
     # circle (the effect already explains the cause) is dropped
     parent: dict[str, _Edge] = {}

@@ -222,8 +222,12 @@ class Results:
         self.exitstatus = exitstatus
         doc = self.as_json()
         if diagnose is not None:
-            self.causes = diagnose(doc)
-            doc["causes"] = redact_obj([c.to_json() for c in self.causes])
+            try:
+                self.causes = diagnose(doc)
+            except Exception as exc:  # a bug in the diagnosis must not cost the run its results
+                doc["diagnosis_error"] = redact(f"{type(exc).__name__}: {exc}")
+            else:
+                doc["causes"] = redact_obj([c.to_json() for c in self.causes])
         if self.json_path is not None:
             write_atomic(self.json_path, json.dumps(doc, indent=2, default=str) + "\n")
         return doc

@@ -137,33 +137,42 @@ def _notes(check: Mapping[str, Any]) -> dict[str, Any]:
 
 def read_facts(doc: Mapping[str, Any]) -> Facts:
     facts = Facts()
-    for check in doc.get("checks") or ():
+    for check in _checks(doc):
         for o in observations(check):
-            kind = o.get("kind")
-            if kind == "SysctlValue" and o.get("error") is None and o.get("value") is not None:
-                facts.sysctl[str(o.get("key"))] = str(o["value"]).strip()
-            elif kind == "RouteTable" and o.get("error") is None and o.get("table") == 254:
-                facts.defaults = facts.defaults or set()
-                for r in o.get("routes") or ():
-                    if (
-                        r.get("dst") in ("default", "::/0")
-                        and r.get("type", "unicast") == "unicast"
-                    ):
-                        facts.defaults.add((str(r.get("dev")), str(r.get("gateway") or "")))
-            elif kind == "LinkInfo" and o.get("error") is None and o.get("exists"):
-                facts.links[str(o.get("interface"))] = o
-            elif kind == "HostResolvers" and o.get("error") is None:
-                facts.resolvers = [str(a) for a in o.get("effective") or ()]
-            elif kind == "AddressList" and o.get("error") is None and o.get("interface"):
-                facts.addresses[str(o["interface"])] = [
-                    str(a.get("address"))
-                    for a in o.get("addresses") or ()
-                    if is_global(a.get("address"))
-                ]
-            dst = _answered(o)
-            if dst:
-                facts.answered.add(dst)
+            try:
+                _learn(facts, o)
+            except UNREADABLE:
+                continue  # a fact this version cannot read is no fact
     return facts
+
+
+def _checks(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    checks = doc.get("checks") if isinstance(doc, Mapping) else None
+    if not isinstance(checks, list):
+        return []
+    return [c for c in checks if isinstance(c, Mapping) and c.get("id") is not None]
+
+
+def _learn(facts: Facts, o: Obs) -> None:
+    kind = o.get("kind")
+    if kind == "SysctlValue" and o.get("error") is None and o.get("value") is not None:
+        facts.sysctl[str(o.get("key"))] = str(o["value"]).strip()
+    elif kind == "RouteTable" and o.get("error") is None and o.get("table") == 254:
+        facts.defaults = facts.defaults or set()
+        for r in o.get("routes") or ():
+            if r.get("dst") in ("default", "::/0") and r.get("type", "unicast") == "unicast":
+                facts.defaults.add((str(r.get("dev")), str(r.get("gateway") or "")))
+    elif kind == "LinkInfo" and o.get("error") is None and o.get("exists"):
+        facts.links[str(o.get("interface"))] = o
+    elif kind == "HostResolvers" and o.get("error") is None:
+        facts.resolvers = [str(a) for a in o.get("effective") or ()]
+    elif kind == "AddressList" and o.get("error") is None and o.get("interface"):
+        facts.addresses[str(o["interface"])] = [
+            str(a.get("address")) for a in o.get("addresses") or () if is_global(a.get("address"))
+        ]
+    dst = _answered(o)
+    if dst:
+        facts.answered.add(dst)
 
 
 def _answered(o: Obs) -> str | None:
@@ -181,7 +190,7 @@ def _answered(o: Obs) -> str | None:
 
 def failures(doc: Mapping[str, Any]) -> list[Failure]:
     out = []
-    for c in doc.get("checks") or ():
+    for c in _checks(doc):
         if c.get("outcome") not in FAILED:
             continue
         out.append(
@@ -205,8 +214,21 @@ def first_line(text: str, limit: int = 160) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+#: what evidence of an unexpected shape raises when read: it then ties nothing
+UNREADABLE = (AttributeError, TypeError, ValueError, KeyError, IndexError)
+
+
 def symptom(f: Failure, facts: Facts) -> Symptom:
-    """The symptom of one failed check: the most specific reading its evidence allows."""
+    """The symptom of one failed check: the most specific reading its evidence allows. Evidence
+    this version cannot read (an older or newer probe's, a hand-edited file) leaves the failure
+    a cause of its own."""
+    try:
+        return _read(f, facts)
+    except UNREADABLE:
+        return _own(f)
+
+
+def _read(f: Failure, facts: Facts) -> Symptom:
     for reader in (
         _probe_failed,
         _sysctl,

@@ -410,3 +410,22 @@ def test_the_same_admin_prohibited_on_dns_ntp_and_tcp_is_one_firewall() -> None:
         "path.icmp:admin-prohibited@2001:db8:1:1::1",
         "path.icmp:admin-prohibited@?",
     ]
+
+
+@pytest.mark.parametrize("junk", [None, "", 0, [], {}, "x", [None], {"a": None}])
+def test_diagnosis_never_breaks_on_odd_evidence(junk: object) -> None:
+    """The diagnosis runs at the end of every run: evidence of an unexpected shape (an older or
+    newer probe, a hand-edited file) must not cost the run its results."""
+    for name in ALL:
+        doc = run(name)
+        for check in doc["checks"]:
+            for entry in check.get("evidence") or ():
+                for part in ("observation", "notes", "request"):
+                    if isinstance(entry.get(part), dict):
+                        entry[part] = {k: junk for k in entry[part]} | {
+                            "kind": entry[part].get("kind")
+                        }
+        causes = diagnose(doc)
+        assert sorted(i for c in causes for i in c.failures) == sorted(failed_ids(doc))
+    assert diagnose({"checks": [{"id": "x", "outcome": "failed", "evidence": junk}]})
+    assert diagnose({"profile": junk, "checks": junk}) == []

@@ -120,3 +120,24 @@ def test_chromium_shows_the_diagnosis_above_the_table(
 
 def page_uri(d: Path) -> str:
     return (d / "r.html").as_uri()
+
+
+def test_a_broken_diagnosis_still_writes_the_results(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from sixcheck.report import Results
+    from sixcheck.schema import load
+    from sixcheck.vantage import Vantage
+
+    (tmp_path / "router.yaml").write_text(PROFILE)
+    results = Results(load(tmp_path / "router.yaml"), datetime.now(UTC), tmp_path / "r.json", None)
+    results.__dict__["vantage"] = Vantage("test", "0")  # no netlink read in a unit test
+
+    def broken(doc: dict[str, object]) -> list[object]:
+        raise RuntimeError("a bug")
+
+    doc = results.finish(1, broken)  # type: ignore[arg-type]
+    assert doc["diagnosis_error"] == "RuntimeError: a bug"
+    assert "causes" not in doc
+    assert json.loads((tmp_path / "r.json").read_text())["diagnosis_error"] == "RuntimeError: a bug"
+    assert results.terminal_lines()[0].startswith("sixcheck: JSON results")
