@@ -594,6 +594,9 @@ def _ntp_answer(f: Failure, facts: Facts) -> Symptom | None:
 
 # ------------------------------------------------------------------------------- services
 
+#: DNS answers that refuse every question alike (wrong data for one name is that name's failure)
+REFUSALS = ("REFUSED", "SERVFAIL", "NOTIMP", "FORMERR")
+
 _LOCAL_NO_ROUTE = re.compile(r"network is unreachable|errno 101|no route to its network", re.I)
 
 
@@ -629,6 +632,9 @@ def _service(f: Failure, facts: Facts) -> Symptom | None:
             o, kind = {**(o.get("fits") or o), "kind": "EchoResult"}, "EchoResult"
         if kind == "DnsAnswer" and not o.get("responded") and o.get("error"):
             return _failed_exchange(f, str(o.get("server")), o, str(o.get("error_kind")))
+        if kind == "DnsAnswer" and o.get("responded") and o.get("rcode") in REFUSALS:
+            # the resolver answers, but not this node's questions: one fault for every name
+            return _failed_exchange(f, str(o.get("server")), o, str(o.get("rcode")))
         if kind == "NtpAnswer" and not o.get("responded") and o.get("error"):
             if o.get("error_kind") == "resolve":
                 return Symptom(
@@ -685,7 +691,9 @@ def _failed_exchange(f: Failure, dst: str, o: Obs, how: str) -> Symptom:
             + (": a firewall rejects the traffic" if name == "admin-prohibited" else ""),
             data,
         )
-    if data["silent"]:
+    if how in REFUSALS:
+        title = f"resolver {dst} answers {how} to this node's questions"
+    elif data["silent"]:
         title = f"{dst} does not answer from here (no answer at all)"
     elif (
         how in ("connection-refused", "reset")

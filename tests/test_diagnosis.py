@@ -187,6 +187,14 @@ def test_resolver_down_explains_names_that_do_not_resolve() -> None:
     )
 
 
+def test_a_resolver_that_refuses_this_node_is_one_cause_for_every_name() -> None:
+    c = _only("resolver-refuses-lan/lab-lan")
+    assert (c.key, c.area) == ("dst:2001:db8:53::53", "dns")
+    assert c.title == "resolver 2001:db8:53::53 answers REFUSED to this node's questions"
+    assert len(c.shown_by) == 11
+    assert all("ntp.example.net" in i for i in c.explains)
+
+
 def test_vpn_without_ipv6_is_one_leak() -> None:
     c = _only("vpn-leak/lab-vpn")
     assert (c.key, c.area) == ("vpn.leak@wg0", "vpn")

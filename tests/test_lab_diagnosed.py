@@ -44,6 +44,7 @@ CASCADES = [
     "ntp-kiss-rate",
     "name-missing-aaaa",
     "ra-no-rdnss",
+    "resolver-refuses-lan",
 ]
 
 
