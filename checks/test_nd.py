@@ -241,6 +241,12 @@ def test_no_rogue_router(
         f"could not tell whether a rogue router is present: {_no_ra(obs)}, not even from "
         f"{_routers(cfg)}"
     )
+    assert obs.rs_sent, (
+        f"could not tell whether a rogue router is present on {target.id}: the Router "
+        f"Solicitation could not be sent, so only unsolicited RAs of {obs.listen_seconds:g} s "
+        "were heard (a router that answers solicitations only goes unseen); check that "
+        f"{target.id} is up and this node may send on it, then run again"
+    )
     good, rogue = _split(obs, cfg)
     lines = []
     for ra in rogue:

@@ -4,6 +4,7 @@ judgements the checks make over decoded RAs."""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -300,3 +301,16 @@ def test_rdnss_dnssl_mtu_flags() -> None:
     msg = _run(nd_checks.test_ra_flags, cfg, _obs(decode_ra(_ra(M=1, O=1))))
     assert msg
     assert "has M=1, expected M=0" in msg
+
+
+def test_no_rogue_router_needs_the_solicitation_sent() -> None:
+    """Periodic RAs heard while the RS could not be sent are no proof that nobody else answers
+    solicitations: "no rogue router" must not pass on half a probe."""
+    unsolicited = replace(_obs(decode_ra(_ra())), rs_sent=0)
+    msg = _run(nd_checks.test_no_rogue_router, _cfg(), unsolicited)
+    assert msg is not None
+    assert msg.startswith(
+        "could not tell whether a rogue router is present on eth0: the Router Solicitation "
+        "could not be sent"
+    ), msg
+    assert _run(nd_checks.test_ra_received, _cfg(), unsolicited) is None  # what was heard holds
