@@ -82,6 +82,12 @@ def test_upstream_ras_are_accepted(
     values = {r.key: observe(r) for r in target.requests}
     bad = [v for v in values.values() if v.error]
     assert not bad, f"{name}: could not read {bad[0].key}: {bad[0].error}"
+    odd = [v for v in values.values() if v.as_int() is None]
+    assert not odd, (
+        f"{name}: could not tell whether upstream RAs are accepted: {odd[0].key} reads "
+        f"{odd[0].value!r}, expected a number; read /proc/sys/{odd[0].key.replace('.', '/')} "
+        "by hand"
+    )
     get = {k.split(".", 3)[3]: v.as_int() for k, v in values.items()}
     forwarding = get[f"{name}.forwarding"]
     accept_ra = get[f"{name}.accept_ra"]
