@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import unprivileged
 
 from conftest import REPO, needs_root
 from sixcheck.lab import Lab, netns
@@ -24,7 +25,6 @@ pytestmark = [needs_root, pytest.mark.lab]
 INSTANCE = f"n{os.getpid()}"
 CHECKS = ["checks/test_nd.py", "checks/test_routes.py"]
 PROFILES = {"lan": "profiles/lab-lan.yaml", "gw": "profiles/lab-gw.yaml"}
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 
 def run(lab: Lab, node: str, tmp_path: Path, as_nobody: bool = False) -> tuple[int, Any, str]:
@@ -45,7 +45,9 @@ def run(lab: Lab, node: str, tmp_path: Path, as_nobody: bool = False) -> tuple[i
     ]
     try:
         if as_nobody:
-            argv = netns.exec_argv(lab.ns(node), [*NOBODY, sys.executable, "-m", "pytest", *args])
+            argv = netns.exec_argv(
+                lab.ns(node), unprivileged.as_nobody([sys.executable, "-m", "pytest", *args])
+            )
             proc = subprocess.run(
                 argv,
                 cwd=REPO,
