@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from sixcheck import locate
 from sixcheck.lab import Lab, sshd
 
 pytestmark = [
@@ -83,6 +84,7 @@ def lab() -> Iterator[Lab]:
 def _inventory(lab: Lab, wheelhouse: Path) -> Path:
     assert lab.ssh is not None
     (wheel,) = wheelhouse.glob("sixcheck-*.whl")
+    profiles = locate.profiles_dir()
     lines = [
         "lab:",
         "  vars:",
@@ -99,7 +101,8 @@ def _inventory(lab: Lab, wheelhouse: Path) -> Path:
             f"      ansible_host: {sshd.node_addr(node)}",  # the node's address, the lab's key
             # the nodes share this machine's file system: one sixcheck home per node
             f"      sixcheck_home: {lab.state_dir / 'ansible' / node}",
-            f"      sixcheck_profile: lab-{node}",
+            # out's profile is a file on the controller (copied over), the others' are names
+            f"      sixcheck_profile: {profiles / 'lab-out.yaml' if node == 'out' else f'lab-{node}'}",
         ]
     path = lab.state_dir / "inventory.yml"
     path.write_text("\n".join(lines) + "\n")
@@ -166,6 +169,10 @@ def test_playbook_installs_runs_fetches_and_merges(
         # machine can time out a probe); here: a whole run's results came back.
         assert doc["exitstatus"] in (0, 1)
         assert doc["summary"]["passed"] > 0, doc["summary"]
+        if node == "out":
+            assert doc["profile"]["path"] == str(
+                lab.state_dir / "ansible/out/profiles/lab-out.yaml"
+            )
         venv = lab.state_dir / "ansible" / node / "venv"
         version = _run([str(venv / "bin" / "sixcheck"), "--version"])
         assert version.stdout.split()[:1] == ["sixcheck"], version

@@ -45,7 +45,9 @@ def site_file(lab: Lab, folder: Path, extra: str = "") -> Path:
         "  deadline: 300",
         "vantages:",
     ]
-    lines += [f"  {n}: {{profile: lab-{n}, ssh: {n}}}" for n in sshd.NODES]
+    # profiles by name (resolved on the node), gw's as a file here (copied over for the run)
+    profile = {n: f"lab-{n}" for n in sshd.NODES} | {"gw": f"{locate.profiles_dir()}/lab-gw.yaml"}
+    lines += [f"  {n}: {{profile: {profile[n]}, ssh: {n}}}" for n in sshd.NODES]
     path = folder / "site.yaml"
     path.write_text("\n".join(lines) + "\n" + extra)
     return path
