@@ -28,5 +28,10 @@ q cat /etc/resolv.conf                                     # dns: host resolvers
 q sntp -t 2 2001:db8:123::123                              # ntp
 q sntp -t 2 ntp.example.net
 q curl -6 -s -m 2 -o /dev/null http://[2001:db8:80::80]/    # firewall: outbound TCP 80
+# dhcpv6: one exchange per exchange the profile asks for (information, two client classes);
+# Kea's perfdhcp, Solicit -> Advertise only (-i): nothing is allocated
+for _ in 1 2 3; do
+  q perfdhcp -6 -l eth0 -i -n 1 -r 1 -R 1
+done
 # firewall: outbound UDP echo (bash's /dev/udp: the reply is read as soon as it is back)
 q bash -c 'exec 3<>/dev/udp/2001:db8:80::80/7; printf sixcheck >&3; read -r -t 2 -N 8 _ <&3'
