@@ -454,6 +454,31 @@ def test_client_class_options(
             )
 
 
+def _swallowed(answers: list[tuple[Any, Dhcpv6Reply]], bound: list[bool | None]) -> str:
+    """Servers whose answers vanished inside this node, as the message part ("" when none).
+
+    With nothing bound to port 546 an answer that passes the firewall gets port unreachable
+    back and a rejected one an ICMPv6 error; silence from this node means it was dropped (or
+    the ICMPv6 error rate limit swallowed every one), which is no "accepted". With a client
+    bound, an accepted answer is silent too: that case cannot be told apart and is left alone.
+    """
+    if any(bound):
+        return ""
+    answered = {r.label() for _, r in answers if r.local_response is not None}
+    quiet = sorted({r.label() for _, r in answers} - answered)
+    if not quiet:
+        return ""
+    why = (
+        "nothing on this node listens on UDP port 546"
+        if all(b is False for b in bound)
+        else "whether a client listens on UDP port 546 could not be read (/proc/net/udp6)"
+    )
+    return (
+        f"the answers of {', '.join(quiet)} got no ICMPv6 back from this node although {why}: "
+        "they vanished inside this node (dropped by its firewall, or ICMPv6 errors rate-limited)"
+    )
+
+
 @targets(_per_interface())
 def test_dhcpv6_replies_reach_this_node(
     target: Simple, observe: Callable[[Any], Dhcpv6Observation], evidence: dict[str, Any]
@@ -461,10 +486,19 @@ def test_dhcpv6_replies_reach_this_node(
     """This node's own firewall lets the servers' answers in (they answer a multicast Solicit from
     their link-local address, so conntrack sees them as NEW, not ESTABLISHED)."""
     answers = []
+    unbound: list[bool | None] = []
     for req in target.requests:
-        answers += [(req, r) for r in _observed(observe(req)).replies]
+        obs = _observed(observe(req))
+        answers += [(req, r) for r in obs.replies]
+        unbound.append(obs.client_port_bound)
     assert answers, (
         f"could not tell whether this node accepts DHCPv6 answers on {target.id}: nothing came back"
+    )
+    silent = _swallowed(answers, unbound)
+    assert not silent, (
+        f"could not tell whether this node accepts DHCPv6 answers on {target.id}: "
+        f"{silent}. Expected port unreachable back (the answer passed the firewall) or a "
+        "reject; look for a DROP of UDP port 546 in this node's INPUT rules"
     )
     bad = [(q, r) for q, r in answers if r.local_response not in (None, "port-unreachable")]
     assert not bad, "; ".join(

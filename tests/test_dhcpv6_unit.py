@@ -349,3 +349,64 @@ def test_schema_problems_are_one_clear_line(section: str, message: str) -> None:
     with pytest.raises(ProfileError) as exc:
         parse(_BASE + section + "\n", "p.yaml")
     assert message in str(exc.value), str(exc.value)
+
+
+# ------------------------------------------------------------------------------- verdicts
+
+
+def _reach(*obs: d.Dhcpv6Observation) -> str | None:
+    """test_dhcpv6_replies_reach_this_node's message (None: passed) over crafted exchanges."""
+    import importlib.util
+    import sys
+
+    from conftest import REPO
+    from sixcheck.check import Simple
+
+    name = "sixcheck_checks_dhcpv6"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "checks/test_dhcpv6.py")
+        assert spec is not None
+        assert spec.loader is not None
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    reqs = tuple(d.Dhcpv6Exchange("wan0", information=i == 1) for i in range(len(obs)))
+    found = dict(zip(reqs, obs, strict=True))
+    try:
+        sys.modules[name].test_dhcpv6_replies_reach_this_node(
+            Simple("wan0", reqs), found.__getitem__, {}
+        )
+    except AssertionError as exc:
+        return str(exc)
+    return None
+
+
+def _exchange(bound: bool | None, *local: str | None) -> d.Dhcpv6Observation:
+    replies = tuple(
+        d.Dhcpv6Reply(message="advertise", server="fe80::1", at=i, local_response=lr)
+        for i, lr in enumerate(local)
+    )
+    return d.Dhcpv6Observation(
+        interface="wan0", sent=1, window=1.0, replies=replies, client_port_bound=bound
+    )
+
+
+def test_replies_vanishing_inside_this_node_are_not_accepted() -> None:
+    """Nothing listens on 546, yet no port unreachable went back: the answers were dropped
+    inside this node (an INPUT DROP), which must not read as "accepted"."""
+    msg = _reach(_exchange(False, None), _exchange(False, None, None))
+    assert msg is not None
+    assert msg.startswith(
+        "could not tell whether this node accepts DHCPv6 answers on wan0: the answers of "
+        "fe80::1 got no ICMPv6 back from this node although nothing on this node listens on "
+        "UDP port 546"
+    ), msg
+    unread = _reach(_exchange(None, None))
+    assert "could not be read" in (unread or ""), unread
+
+
+def test_replies_reach_when_port_unreachable_or_a_client_takes_them() -> None:
+    # one port unreachable per server is proof enough (the rest may hit the ICMPv6 rate limit)
+    assert _reach(_exchange(False, "port-unreachable"), _exchange(False, None)) is None
+    assert _reach(_exchange(True, None)) is None
+    rejected = _reach(_exchange(False, "admin-prohibited"))
+    assert "this node sent back ICMPv6 admin-prohibited" in (rejected or "")
