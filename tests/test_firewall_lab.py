@@ -137,3 +137,45 @@ def test_outbound_new_dropped_fails_outbound_claims(healthy: Lab, tmp_path: Path
     assert f"outbound TCP connection from here to [{t.WEB6}]:80/tcp failed: dropped" in msg, msg
     assert "--ctstate NEW -j ACCEPT" in msg
     assert got[f"test_outbound_allowed[{t.WEB6}-udp-{t.UDP_ECHO_PORT}]"][0] == "failed"
+
+
+PROBE_FROM_HERE = """
+import asyncio, json, sys
+from sixcheck.probes.tcp import tcp_connect
+o = asyncio.run(tcp_connect(sys.argv[1], 22, 1.5))
+print(json.dumps({"state": o.state, "error": o.error}))
+"""
+
+
+def test_own_output_drop_is_not_read_as_denied(tmp_path: Path) -> None:
+    """A SYN this node's own OUTPUT rules drop never leaves, and TCP says nothing about it: the
+    probe must report that it could not send, not "dropped" (which passes inbound_deny), while a
+    SYN dropped by the other side still reads as dropped. Two namespaces of this test only."""
+    import subprocess
+    import sys
+
+    with netns.temp_netns("sxfwa") as a, netns.temp_netns("sxfwb") as b:
+        va, vb = f"qa{os.getpid() % 100000}", f"qb{os.getpid() % 100000}"
+        subprocess.run(
+            ["ip", "link", "add", va, "netns", a, "type", "veth", "peer", "name", vb, "netns", b],
+            check=True,
+        )
+        for ns, dev, addr in ((a, va, "2001:db8:a::1/64"), (b, vb, "2001:db8:a::2/64")):
+            netns.run(ns, ["ip", "addr", "add", addr, "dev", dev, "nodad"], check=True)
+            netns.run(ns, ["ip", "link", "set", dev, "up"], check=True)
+
+        def probe() -> dict[str, Any]:
+            proc = netns.run(
+                a, [sys.executable, "-c", PROBE_FROM_HERE, "2001:db8:a::2"], check=True
+            )
+            return dict(json.loads(proc.stdout))
+
+        # the neighbour resolved first: a SYN waiting for it has not left this node either
+        netns.run(a, ["ping", "-6", "-c", "1", "-W", "2", "2001:db8:a::2"], check=True)
+        netns.run(b, ["ip6tables", "-A", "INPUT", "-p", "tcp", "-j", "DROP"], check=True)
+        assert probe()["state"] == "dropped"
+        netns.run(b, ["ip6tables", "-F", "INPUT"], check=True)
+        netns.run(a, ["ip6tables", "-A", "OUTPUT", "-p", "tcp", "-j", "DROP"], check=True)
+        local = probe()
+        assert local["state"] == "local-error", local
+        assert "the SYN never left this node" in local["error"], local

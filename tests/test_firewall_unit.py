@@ -298,3 +298,26 @@ def test_echo_denied_never_passes_on_a_probe_that_broke_or_never_left() -> None:
     assert _echo_verdict(replace(base, outcome="timeout", attempts=2)) is None
     gw = replace(base, outcome="icmp-error", icmp=_icmp("admin-prohibited", "2001:db8:0:1::1"))
     assert _echo_verdict(gw) is None
+
+
+class _InfoSocket:
+    """Hands out a crafted struct tcp_info (only the fields refused_locally reads)."""
+
+    def __init__(self, retransmits: int, retrans: int) -> None:
+        self.raw = struct.pack("=8B8I", 2, 0, retransmits, 0, 0, 0, 0, 0, *([0] * 7), retrans)
+
+    def getsockopt(self, level: int, opt: int, size: int) -> bytes:
+        assert (level, opt) == (socket.IPPROTO_TCP, socket.TCP_INFO)
+        return self.raw[:size]
+
+
+def test_a_syn_retried_but_never_sent_is_a_local_refusal() -> None:
+    from sixcheck.probes.tcp import refused_locally
+
+    def refused(retransmits: int, retrans: int) -> bool:
+        sock: Any = _InfoSocket(retransmits, retrans)
+        return refused_locally(sock)
+
+    assert refused(1, 0)  # retried, nothing left this node: its own OUTPUT drop
+    assert not refused(1, 1)  # the retry went out: dropped on the way
+    assert not refused(0, 0)  # before the first retry nothing can be told

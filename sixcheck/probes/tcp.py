@@ -197,6 +197,35 @@ def is_from(offender: str | None, dst: str) -> bool:
         return False
 
 
+#: struct tcp_info up to tcpi_retrans: 8 bytes, then rto ato snd_mss rcv_mss unacked sacked
+#: lost retrans (linux/tcp.h)
+_TCP_INFO = struct.Struct("=8B8I")
+
+
+def refused_locally(sock: socket.socket) -> bool:
+    """True when the kernel retried this socket's SYN and none of the retries left the node.
+
+    A SYN dropped by this node's own OUTPUT rules fails with EPERM inside the kernel, which TCP
+    does not report: connect() just waits, exactly as for a SYN dropped on the way, and the
+    audit would read "dropped" (denied) for a packet that never left. `tcpi_retransmits` counts
+    the retransmission timeouts, `tcpi_retrans` only the retransmissions handed to the network
+    (retrans_out grows only when the send succeeds), so a timeout with nothing retransmitted is
+    the local refusal. The same holds while the first SYN still waits in this node for the next
+    hop's neighbour resolution (the kernel skips the retransmission): it never left either.
+    Before the first retransmission (1 s) nothing can be told: False.
+    """
+    try:
+        raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO.size)
+    except OSError:
+        return False
+    if len(raw) < _TCP_INFO.size:
+        return False
+    fields = _TCP_INFO.unpack_from(raw)
+    retransmits: int = fields[2]
+    retrans: int = fields[15]
+    return retransmits >= 1 and retrans == 0
+
+
 async def tcp_connect(
     dst: str,
     port: int,
@@ -249,6 +278,14 @@ async def tcp_connect(
                 "waited": tuple(waited),
             }
             if not done:
+                if refused_locally(sock):
+                    return PortResult(
+                        **common,
+                        state="local-error",
+                        error=f"connect to {dst} port {port}: the SYN never left this node "
+                        "(its retransmission was not sent: an OUTPUT rule of this node's "
+                        "firewall drops it, or no neighbour answers for the next hop)",
+                    )
                 continue  # silence: retry on a fresh socket (new source port)
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if est is not None and err != errno.ETIMEDOUT:
