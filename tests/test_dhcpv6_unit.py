@@ -356,23 +356,13 @@ def test_schema_problems_are_one_clear_line(section: str, message: str) -> None:
 
 def _reach(*obs: d.Dhcpv6Observation) -> str | None:
     """test_dhcpv6_replies_reach_this_node's message (None: passed) over crafted exchanges."""
-    import importlib.util
-    import sys
-
-    from conftest import REPO
+    from conftest import load_checks
     from sixcheck.check import Simple
 
-    name = "sixcheck_checks_dhcpv6"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "checks/test_dhcpv6.py")
-        assert spec is not None
-        assert spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
     reqs = tuple(d.Dhcpv6Exchange("wan0", information=i == 1) for i in range(len(obs)))
     found = dict(zip(reqs, obs, strict=True))
     try:
-        sys.modules[name].test_dhcpv6_replies_reach_this_node(
+        load_checks("dhcpv6").test_dhcpv6_replies_reach_this_node(
             Simple("wan0", reqs), found.__getitem__, {}
         )
     except AssertionError as exc:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-import sys
 import time
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from conftest import load_checks
 from sixcheck.check import Simple
 from sixcheck.probes import sockio
 from sixcheck.probes.icmp import Echo, EchoResult
@@ -198,23 +198,7 @@ def test_udp_answer_is_open_and_silence_is_honest() -> None:
 # ------------------------------------------------------------------------------- verdicts
 
 
-def _checks() -> Any:
-    import importlib.util
-
-    from conftest import REPO
-
-    spec = importlib.util.spec_from_file_location(
-        "sixcheck_checks_firewall", REPO / "checks/test_firewall.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # its dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
-
-
-CHECKS = _checks()
+CHECKS = load_checks("firewall")
 PROFILE = parse(HEAD + "firewall:\n  inbound_deny: [{hosts: ['2001:db8:1::10'], tcp: [22]}]\n", "p")
 HERE = "2001:db8:f::2"  # the vantage's own source address
 

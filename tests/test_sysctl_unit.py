@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from typing import Any
-
-from conftest import REPO
+from conftest import load_checks
 from sixcheck.check import Simple
 from sixcheck.probes.sysctl import SysctlRead, SysctlValue
 
-
-def _checks() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "sixcheck_checks_sysctl", REPO / "checks/test_sysctl.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-CHECKS = _checks()
+CHECKS = load_checks("sysctl")
 KEYS = ("forwarding", "accept_ra", "disable_ipv6")
 
 
