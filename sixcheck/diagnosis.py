@@ -92,6 +92,7 @@ _RANK: tuple[tuple[str, int], ...] = (
     ("nd.not-router", 2),
     ("nd.", 3),
     ("addr.", 4),
+    ("dhcpv6.", 4),
     ("route.no-default", 5),
     ("route.extra-default", 5),
     ("route.", 6),
@@ -361,6 +362,23 @@ def _neighbor_rules(groups: dict[str, _Group], facts: Facts) -> Iterator[_Edge]:
                 )
 
 
+def _dhcpv6_rules(groups: dict[str, _Group], facts: Facts) -> Iterator[_Edge]:
+    for g in _each(groups, "dhcpv6.silent@"):
+        if not any("IA_PD" in asked for asked in g.data("asked")):
+            continue
+        for other in groups.values():
+            own = [m.check for m in other.members]
+            if other.key.startswith("check:") and all(
+                c.area == "dhcpv6" and not c.of_kind("Dhcpv6Observation") for c in own
+            ):
+                yield _Edge(
+                    g.key,
+                    other.key,
+                    f"no DHCPv6 server answers the Solicit for a prefix (IA_PD) on "
+                    f"{_iface(g.key)}: no prefix can be delegated",
+                )
+
+
 def _route_rules(groups: dict[str, _Group], facts: Facts) -> Iterator[_Edge]:
     u = groups.get("route.unreachable")
     for g in _each(groups, "route.no-default@"):
@@ -448,6 +466,7 @@ RULES: tuple[Rule, ...] = (
     _sysctl_rules,
     _ra_rules,
     _neighbor_rules,
+    _dhcpv6_rules,
     _route_rules,
     _tunnel_rules,
     _path_rules,

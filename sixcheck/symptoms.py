@@ -231,6 +231,7 @@ def symptom(f: Failure, facts: Facts) -> Symptom:
 def _read(f: Failure, facts: Facts) -> Symptom:
     for reader in (
         _probe_failed,
+        _dhcpv6,
         _sysctl,
         _ra,
         _neighbor,
@@ -266,6 +267,22 @@ def _probe_failed(f: Failure, facts: Facts) -> Symptom | None:
                 {"request": dict(req), "could_not_tell": True},
             )
     return None
+
+
+def _dhcpv6(f: Failure, facts: Facts) -> Symptom | None:
+    """An exchange that got no answer at all: every check that waited on it shows one silence."""
+    obs = f.of_kind("Dhcpv6Observation")
+    if not obs or obs[0].get("error") or obs[0].get("replies"):
+        return None
+    o = obs[0]
+    iface = str(o.get("interface"))
+    return Symptom(
+        f,
+        f"dhcpv6.silent@{iface}",
+        AREA_LAYER["dhcpv6"],
+        f"no DHCPv6 server answers on {iface} ({o.get('message')} sent {o.get('sent')} times)",
+        {"interface": iface, "asked": [str(a) for a in o.get("asked") or ()]},
+    )
 
 
 def _sysctl(f: Failure, facts: Facts) -> Symptom | None:

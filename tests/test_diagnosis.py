@@ -195,6 +195,16 @@ def test_a_resolver_that_refuses_this_node_is_one_cause_for_every_name() -> None
     assert all("ntp.example.net" in i for i in c.explains)
 
 
+def test_a_silent_dhcpv6_exchange_is_one_cause_and_explains_the_missing_delegation() -> None:
+    c = _only("lan-dhcpv6-down/lab-lan")
+    assert (c.key, c.area) == ("dhcpv6.silent@eth0", "dhcpv6")
+    assert len(c.shown_by) == 7
+    c = _only("dhcpv6-server-down/lab-gw")
+    assert c.key == "dhcpv6.silent@wan0"
+    assert c.explains == ("checks/test_dhcpv6.py::test_delegated_prefix_held[delegated]",)
+    assert "(IA_PD)" in c.ties[0]
+
+
 def test_vpn_without_ipv6_is_one_leak() -> None:
     c = _only("vpn-leak/lab-vpn")
     assert (c.key, c.area) == ("vpn.leak@wg0", "vpn")

@@ -45,6 +45,8 @@ CASCADES = [
     "name-missing-aaaa",
     "ra-no-rdnss",
     "resolver-refuses-lan",
+    "lan-dhcpv6-down",
+    "dhcpv6-server-down",
 ]
 
 
