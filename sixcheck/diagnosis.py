@@ -96,6 +96,7 @@ _RANK: tuple[tuple[str, int], ...] = (
     ("route.no-default", 5),
     ("route.extra-default", 5),
     ("route.", 6),
+    ("local.", 6),
     ("tunnel.missing", 7),
     ("tunnel.mtu", 7),
     ("vpn.", 7),
@@ -345,6 +346,20 @@ def _neighbor_rules(groups: dict[str, _Group], facts: Facts) -> Iterator[_Edge]:
             )
         if (u := groups.get("route.unreachable")) is not None and r is None:
             yield _Edge(g.key, u.key, f"{router} is no router any more: no route off-link here")
+        if (c := groups.get("local.cannot-send")) is not None:
+            yield _Edge(
+                g.key,
+                c.key,
+                f"{router} is no router any more (hosts drop it): this node could not even "
+                "send to the off-link destinations",
+            )
+        for d in _each(groups, "dst:"):
+            if all(m.data.get("no_route") for m in d.members):
+                yield _Edge(
+                    g.key,
+                    d.key,
+                    f"{router} is no router any more: {d.key[4:]} got 'no route to its network'",
+                )
         for d in quiet:
             yield _Edge(
                 g.key,
@@ -382,6 +397,10 @@ def _dhcpv6_rules(groups: dict[str, _Group], facts: Facts) -> Iterator[_Edge]:
 def _route_rules(groups: dict[str, _Group], facts: Facts) -> Iterator[_Edge]:
     u = groups.get("route.unreachable")
     for g in _each(groups, "route.no-default@"):
+        if (c := groups.get("local.cannot-send")) is not None:
+            yield _Edge(
+                g.key, c.key, f"no default route on {_iface(g.key)}: nothing off-link can be sent"
+            )
         if u is not None:
             yield _Edge(
                 g.key,

@@ -677,6 +677,16 @@ def _failed_exchange(f: Failure, dst: str, o: Obs, how: str) -> Symptom:
     no_route = bool(_LOCAL_NO_ROUTE.search(err))
     if no_route and (how in ("local-error", "local") or o.get("source") is None):
         return _no_route(f, dst)
+    if how in ("local-error", "local"):
+        # refused by this node's own stack for another reason (a route gone mid-run, an OUTPUT
+        # rule): nothing left, so it says nothing about the path
+        return Symptom(
+            f,
+            "local.cannot-send",
+            "route",
+            f"this node could not send to {dst}: {first_line(err or how, 120)}",
+            {"destination": dst, "how": how},
+        )
     icmp = o.get("icmp") if isinstance(o.get("icmp"), Mapping) else None
     offender = str(icmp.get("offender")) if icmp and icmp.get("offender") else None
     name = str(icmp.get("name")) if icmp else None
@@ -691,6 +701,7 @@ def _failed_exchange(f: Failure, dst: str, o: Obs, how: str) -> Symptom:
         "icmp": name,
         "offender": offender,
         "silent": how in ("timeout", "dropped", "silent") and name is None,
+        "no_route": no_route,
         "echo": o.get("kind") == "EchoResult",
         "via": next(
             (str(r.get("gateway")) for r in f.of_kind("RouteLookup") if r.get("gateway")), None

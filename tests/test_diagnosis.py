@@ -110,6 +110,16 @@ def test_router_without_router_flag_explains_the_lans_lost_route_and_timeouts() 
     assert "timed out" in ties  # the DNS queries sent before the route went
 
 
+def test_router_dropped_mid_run_explains_what_could_no_longer_be_sent() -> None:
+    # the default route was still there when the routes were read, and gone for the later
+    # probes: NTP got "no route", TCP could not even be sent; the router's missing flag is why
+    c = _only("forwarding-off/lab-lan-route-gone-midrun")
+    assert c.key == "nd.not-router@eth0"
+    assert len(c.explains) == 20
+    assert any("could not even send" in t for t in c.ties)
+    assert any("'no route to its network'" in t for t in c.ties)
+
+
 def test_accept_ra_ignored_explains_the_gateways_missing_default_route() -> None:
     c = _only("accept-ra-ignored/lab-gw")
     assert (c.key, c.area) == ("sysctl.ra-ignored@wan0", "sysctl")
