@@ -20,7 +20,7 @@ from sixcheck.probes.dhcpv6 import Dhcpv6Exchange, Dhcpv6Observation, Dhcpv6Repl
 from sixcheck.probes.nd import RaObservation, RouterAdverts
 from sixcheck.probes.netlink import AddressList, ReadAddresses, ReadRoutes, Route, RouteTable
 from sixcheck.schema import Profile
-from sixcheck.schema.dhcpv6 import Delegation, Dhcpv6Interface
+from sixcheck.schema.dhcpv6 import Delegation, Dhcpv6Area, Dhcpv6Interface
 
 AREA = "dhcpv6"
 
@@ -32,25 +32,40 @@ ULA = ipaddress.IPv6Network("fc00::/7")
 # ------------------------------------------------------------------------------- targets
 
 
-def _main(name: str, cfg: Dhcpv6Interface, window: float) -> Dhcpv6Exchange:
-    return Dhcpv6Exchange(name, ia_na=cfg.ia_na, ia_pd=cfg.ia_pd, window=window)
+def _listen(cfg: Dhcpv6Interface, area: Dhcpv6Area) -> dict[str, Any]:
+    """How long every exchange on the interface listens: up to the area's window, less once the
+    listed servers have answered (the same for every check, so the plan sends each once)."""
+    return {
+        "window": area.window,
+        "servers": tuple(
+            (str(s.address) if s.address is not None else None, s.duid) for s in cfg.servers
+        ),
+        "whole_window": area.listen_whole_window,
+    }
 
 
-def _info(name: str, window: float) -> Dhcpv6Exchange:
-    return Dhcpv6Exchange(name, information=True, window=window)
+def _main(
+    name: str, cfg: Dhcpv6Interface, area: Dhcpv6Area, ia_na: bool | None = None
+) -> Dhcpv6Exchange:
+    na = cfg.ia_na if ia_na is None else ia_na
+    return Dhcpv6Exchange(name, ia_na=na, ia_pd=cfg.ia_pd, **_listen(cfg, area))
 
 
-def _exchanges(name: str, cfg: Dhcpv6Interface, window: float) -> tuple[Dhcpv6Exchange, ...]:
+def _info(name: str, cfg: Dhcpv6Interface, area: Dhcpv6Area) -> Dhcpv6Exchange:
+    return Dhcpv6Exchange(name, information=True, **_listen(cfg, area))
+
+
+def _exchanges(name: str, cfg: Dhcpv6Interface, area: Dhcpv6Area) -> tuple[Dhcpv6Exchange, ...]:
     """Every exchange an interface's checks look at: the Solicit and/or Information-Request."""
     out = []
     if cfg.solicits():
-        out.append(_main(name, cfg, window))
+        out.append(_main(name, cfg, area))
     if cfg.information:
-        out.append(_info(name, window))
+        out.append(_info(name, cfg, area))
     return tuple(out)
 
 
-def _class_exchange(name: str, cfg: Dhcpv6Interface, window: float, cls: Any) -> Dhcpv6Exchange:
+def _class_exchange(name: str, cfg: Dhcpv6Interface, area: Dhcpv6Area, cls: Any) -> Dhcpv6Exchange:
     """Ask as the client class would: a Solicit for the IAs the link hands out, else stateless."""
     return Dhcpv6Exchange(
         name,
@@ -59,7 +74,7 @@ def _class_exchange(name: str, cfg: Dhcpv6Interface, window: float, cls: Any) ->
         ia_pd=cfg.ia_pd,
         client_arch=cls.arch,
         user_class=cls.user_class,
-        window=window,
+        **_listen(cfg, area),
     )
 
 
@@ -68,20 +83,20 @@ def _per_interface(
 ) -> Callable[[Profile], Iterator[Simple]]:
     def gen(p: Profile) -> Iterator[Simple]:
         assert p.dhcpv6 is not None
-        w = p.dhcpv6.window
+        w = p.dhcpv6
         for name, cfg in p.dhcpv6.interfaces.items():
             if pick(cfg):
                 reqs = _exchanges(name, cfg, w)
                 if with_classes:
                     reqs += tuple(_class_exchange(name, cfg, w, c) for c in cfg.client_classes)
-                yield Simple(name, reqs, {"cfg": cfg, "window": w})
+                yield Simple(name, reqs, {"cfg": cfg, "area": w})
 
     return gen
 
 
 def _per_exchange(p: Profile) -> Iterator[Simple]:
     assert p.dhcpv6 is not None
-    w = p.dhcpv6.window
+    w = p.dhcpv6
     for name, cfg in p.dhcpv6.interfaces.items():
         for req in _exchanges(name, cfg, w):
             kind = "information" if req.information else "solicit"
@@ -225,7 +240,7 @@ def test_offered_addresses_in_pool(
     cfg: Dhcpv6Interface = target.data["cfg"]
     assert cfg.address_pool is not None
     evidence["expected"] = {"address_pool": str(cfg.address_pool)}
-    obs = observe(_main(target.id, cfg, target.data["window"]))
+    obs = observe(_main(target.id, cfg, target.data["area"]))
     for r in _answers(obs, cfg):
         offered = r.addresses()
         assert offered, (
@@ -250,7 +265,7 @@ def test_offered_prefix(
     exp = cfg.prefix
     assert exp is not None
     evidence["expected"] = exp.model_dump(mode="json")
-    obs = observe(_main(target.id, cfg, target.data["window"]))
+    obs = observe(_main(target.id, cfg, target.data["area"]))
     for r in _answers(obs, cfg):
         offered = r.prefixes()
         assert offered, (
@@ -277,7 +292,7 @@ def test_offered_lifetimes_sane(
 ) -> None:
     """Timers and lifetimes a client accepts: T1 <= T2, preferred <= valid, valid > 0."""
     cfg: Dhcpv6Interface = target.data["cfg"]
-    obs = observe(_main(target.id, cfg, target.data["window"]))
+    obs = observe(_main(target.id, cfg, target.data["area"]))
     for r in _answers(obs, cfg):
         for ia in r.ias:
             assert not (ia.t1 and ia.t2 and ia.t1 > ia.t2), (
@@ -343,11 +358,11 @@ def _ra_request(p: Profile, name: str) -> RouterAdverts:
 
 def _ra_targets(p: Profile) -> Iterator[Simple]:
     assert p.dhcpv6 is not None
-    w = p.dhcpv6.window
+    w = p.dhcpv6
     for name, cfg in p.dhcpv6.interfaces.items():
         if cfg.ra_flags:
             yield Simple(
-                name, (_ra_request(p, name), *_exchanges(name, cfg, w)), {"cfg": cfg, "window": w}
+                name, (_ra_request(p, name), *_exchanges(name, cfg, w)), {"cfg": cfg, "area": w}
             )
 
 
@@ -358,7 +373,7 @@ def test_ra_flags_match_dhcpv6(
     """An RA with M=1 promises addresses by DHCPv6, O=1 other settings (DNS): someone must
     answer them."""
     cfg: Dhcpv6Interface = target.data["cfg"]
-    window = target.data["window"]
+    area: Dhcpv6Area = target.data["area"]
     ras: RaObservation = observe(target.requests[0])
     if ras.error is not None and not ras.adverts:
         pytest.fail(
@@ -372,9 +387,7 @@ def test_ra_flags_match_dhcpv6(
         f"{ra.label()} M={int(ra.managed)} O={int(ra.other)}" for ra in ras.adverts
     ]
     if managed:
-        req = Dhcpv6Exchange(target.id, ia_na=True, ia_pd=cfg.ia_pd, window=window)
-        if cfg.solicits() and cfg.ia_na:
-            req = _main(target.id, cfg, window)
+        req = _main(target.id, cfg, area, ia_na=True)
         obs = _observed(observe(req))
         offered = [r for r in obs.replies if r.addresses()]
         came = (
@@ -393,7 +406,7 @@ def test_ra_flags_match_dhcpv6(
             "this link, or clear AdvManagedFlag"
         )
     if other:
-        req = _info(target.id, window)
+        req = _info(target.id, cfg, area)
         obs = _observed(observe(req))
         with_dns = [r for r in obs.replies if r.dns_servers and not r.problems]
         came = (
@@ -411,7 +424,7 @@ def test_ra_flags_match_dhcpv6(
 
 def _class_targets(p: Profile) -> Iterator[Simple]:
     assert p.dhcpv6 is not None
-    w = p.dhcpv6.window
+    w = p.dhcpv6
     for name, cfg in p.dhcpv6.interfaces.items():
         for cls in cfg.client_classes:
             yield Simple(

@@ -340,6 +340,8 @@ def test_schema_accepts_the_readme_shape() -> None:
         ("  delegated: {prefix: '2001:db8::/48', length: 48}", "'prefix' is exact"),
         ("  delegated: {length: 48, lan: [lan9]}", "lan9"),
         ("  window: 0", "greater than 0"),
+        ("  listen_whole_window: 'yes'\n  delegated: {length: 48, held_by: route}", "boolean"),
+        ("  listen_whole_window: 1\n  delegated: {length: 48, held_by: route}", "boolean"),
         ("  {}", "list 'interfaces'"),
     ],
 )
@@ -400,3 +402,183 @@ def test_replies_reach_when_port_unreachable_or_a_client_takes_them() -> None:
     assert _reach(_exchange(True, None)) is None
     rejected = _reach(_exchange(False, "admin-prohibited"))
     assert "this node sent back ICMPv6 admin-prohibited" in (rejected or "")
+
+
+# ------------------------------------------------------------------------------- adaptive window
+
+LISTED_DUID = "00:03:00:01:02:00:00:00:00:01"  # what _advertise's DUID_LL server id reads as
+
+
+def _answers(*servers: tuple[str, str]) -> Any:
+    """A responder: each (MAC, link-local) answers every message sent, at once."""
+
+    def respond(sent: bytes) -> list[tuple[int, bytes]]:
+        xid = int.from_bytes(sent[1:4], "big")
+        return [(0, _eth(mac, ll, CLIENT_LL, 17, _udp(_advertise(xid)))) for mac, ll in servers]
+
+    return respond
+
+
+SERVER = ("02:00:00:00:00:01", "fe80::1")
+ROGUE = ("02:00:00:00:00:66", "fe80::66")
+
+
+@pytest.mark.parametrize(
+    ("servers", "kw", "stopped"),
+    [
+        ((SERVER,), {"servers": (("fe80::1", None),)}, "listed servers answered"),
+        ((SERVER,), {"servers": ((None, LISTED_DUID),)}, "listed servers answered"),
+        ((SERVER,), {"servers": (("fe80::1", LISTED_DUID.upper()),)}, "listed servers answered"),
+        ((SERVER, ROGUE), {"servers": (("fe80::1", None),)}, "an unlisted server answered"),
+        ((SERVER,), {"servers": (("fe80::1", None), ("fe80::2", None))}, "did not answer"),
+        ((SERVER,), {"servers": (("fe80::1", "00:01"),)}, "an unlisted server answered"),
+        ((SERVER,), {"servers": (("fe80::1", None),), "whole_window": True}, "listen_whole_window"),
+        ((SERVER,), {}, "no servers listed"),
+    ],
+)
+def test_window_closes_early_only_when_every_listed_server_and_nobody_else_answered(
+    monkeypatch: pytest.MonkeyPatch, servers: Any, kw: dict[str, Any], stopped: str
+) -> None:
+    monkeypatch.setattr(d, "SETTLE_TIME", 0.05)
+    obs = _observe(_answers(*servers), window=0.6, **kw)
+    assert stopped in obs.stopped
+    assert obs.stopped.startswith("window elapsed") == (stopped != "listed servers answered")
+    assert [r.server for r in obs.replies] == [ll for _, ll in servers]
+    assert obs.sent == 1  # answered: no retransmission
+    assert obs.evidence()["stopped"] == obs.stopped
+
+
+def test_early_close_still_pins_this_nodes_reject_of_the_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(d, "SETTLE_TIME", 0.0)
+
+    def respond(sent: bytes) -> list[tuple[int, bytes]]:
+        answer = _answers(SERVER)(sent)[0][1]
+        icmp = struct.pack("!BBHI", 1, 1, 0, 0) + answer[14:]
+        return [(0, answer), (d.PACKET_OUTGOING, _eth(CLIENT_MAC, CLIENT_LL, "fe80::1", 58, icmp))]
+
+    obs = _observe(respond, window=0.6, servers=(("fe80::1", None),))
+    assert obs.stopped == "listed servers answered"
+    assert obs.replies[0].local_response == "admin-prohibited"
+
+
+def test_settle_time_is_rfc_bounded() -> None:
+    from sixcheck.probes.nd import MAX_RA_DELAY_TIME
+
+    # no server-side delay in RFC 8415; never longer than the RA window's, never a whole window
+    assert 0 < d.SETTLE_TIME <= MAX_RA_DELAY_TIME < 2.0
+
+
+# ------------------------------------------------------------------------------- frames vs scapy
+
+
+def _scapy_message(information: bool, **kw: Any) -> bytes:
+    """What the probe built with scapy's DHCP6 layers before issue 15's rewrite."""
+    from scapy.layers.dhcp6 import (
+        USER_CLASS_DATA,
+        DHCP6_InfoRequest,
+        DHCP6_Solicit,
+        DHCP6OptClientArchType,
+        DHCP6OptElapsedTime,
+        DHCP6OptIA_NA,
+        DHCP6OptIA_PD,
+        DHCP6OptOptReq,
+        DHCP6OptUnknown,
+        DHCP6OptUserClass,
+    )
+
+    msg: Any = DHCP6_InfoRequest(trid=kw["xid"]) if information else DHCP6_Solicit(trid=kw["xid"])
+    msg = msg / DHCP6OptUnknown(optcode=d.OPT_CLIENTID, data=kw["duid"])
+    msg = msg / DHCP6OptElapsedTime(elapsedtime=kw.get("elapsed_cs", 0))
+    msg = msg / DHCP6OptOptReq(reqopts=list(d.DEFAULT_ORO))
+    if kw.get("ia_na") and not information:
+        msg = msg / DHCP6OptIA_NA(iaid=d.IAID_NA, T1=0, T2=0)
+    if kw.get("ia_pd") and not information:
+        msg = msg / DHCP6OptIA_PD(iaid=d.IAID_PD, T1=0, T2=0)
+    if kw.get("client_arch") is not None:
+        msg = msg / DHCP6OptClientArchType(archtypes=[kw["client_arch"]])
+    if kw.get("user_class") is not None:
+        msg = msg / DHCP6OptUserClass(
+            userclassdata=[USER_CLASS_DATA(data=kw["user_class"].encode())]
+        )
+    return bytes(msg)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"information": False, "ia_na": True},
+        {"information": False, "ia_pd": True, "elapsed_cs": 100},
+        {"information": False, "ia_na": True, "ia_pd": True, "client_arch": 7},
+        {"information": True, "user_class": "iPXE"},
+        {"information": True, "client_arch": 16, "user_class": "iPXE", "ia_na": True},
+    ],
+)
+def test_built_message_is_byte_for_byte_what_scapy_builds(kw: dict[str, Any]) -> None:
+    kw = {"xid": 0xA1B2C3, "duid": DUID, **kw}
+    assert d.build_message(**kw) == _scapy_message(**kw)
+
+
+def test_sent_frame_is_what_scapy_builds_and_reads() -> None:
+    from scapy.layers.dhcp6 import DHCP6_Solicit
+    from scapy.layers.inet import UDP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Ether
+
+    payload = d.build_message(information=False, xid=7, duid=DUID, ia_na=True)
+    frame = d._frame(CLIENT_MAC, CLIENT_LL, payload)
+    want = (
+        Ether(src=CLIENT_MAC, dst=d.ALL_DHCP_AGENTS_MAC)
+        / IPv6(src=CLIENT_LL, dst=d.ALL_DHCP_AGENTS, hlim=1)
+        / UDP(sport=d.CLIENT_PORT, dport=d.SERVER_PORT)
+    )
+    assert frame == bytes(want / payload)
+    pkt = Ether(frame)
+    assert DHCP6_Solicit in pkt
+    assert pkt[DHCP6_Solicit].trid == 7
+    sent = pkt[UDP].chksum
+    del pkt[UDP].chksum
+    assert Ether(bytes(pkt))[UDP].chksum == sent
+
+
+def test_hot_path_imports_no_scapy() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from sixcheck.probes import dhcpv6 as d; "
+        "d._frame('02:00:00:00:01:10', 'fe80::1', d.build_message(information=False, xid=1, "
+        "duid=d.probe_duid('02:00:00:00:01:10'), ia_na=True)); "
+        "print(any(m.startswith('scapy') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_checks_ask_with_the_profiles_servers_and_listening() -> None:
+    """Every check's exchange carries the listed servers (the early close waits for them) and the
+    area's `listen_whole_window`; one request per exchange, whichever check builds it."""
+    from conftest import load_checks
+    from sixcheck.schema import parse
+
+    p = parse(
+        _BASE
+        + """
+  listen_whole_window: true
+  interfaces:
+    lan0:
+      servers: [{duid: "00:03:00:01:02:00:5E:00:53:01", address: "fe80::1"}, {address: "fe80::2"}]
+      ia_na: true
+      information: true
+""",
+        "p.yaml",
+    )
+    assert p.dhcpv6 is not None
+    checks = load_checks("dhcpv6")
+    reqs = checks._exchanges("lan0", p.dhcpv6.interfaces["lan0"], p.dhcpv6)
+    assert [r.information for r in reqs] == [False, True]
+    for r in reqs:
+        assert r.servers == (("fe80::1", "00:03:00:01:02:00:5e:00:53:01"), ("fe80::2", None))
+        assert r.whole_window
+    assert checks._main("lan0", p.dhcpv6.interfaces["lan0"], p.dhcpv6, ia_na=True) == reqs[0]

@@ -11,8 +11,14 @@ which sees the answer before the firewall, and also sees the ICMPv6 error this n
 its firewall rejects the answer (or when no client listens on port 546): both are recorded.
 
 Decoding is a small TLV walk over the UDP payload rather than scapy's dissector, so that a
-malformed option becomes a named problem in the observation instead of an opaque Raw layer; scapy's
-DHCP6 layers build what is sent.
+malformed option becomes a named problem in the observation instead of an opaque Raw layer. What is
+sent is built by `struct` too, and framed and filtered by `ndwire` (the nd probe's packet-socket
+helpers): importing scapy's DHCP6 and inet6 layers cost ~0.2 s and ~45 MiB per run (issue 15),
+more than the exchange itself. Tests cross-check both directions against scapy.
+
+The window is adaptive, as the RA window is: an exchange ends SETTLE_TIME after its send once every
+server the profile lists has answered and no unlisted server was heard; otherwise it listens the
+whole `window` (see `_Listening`).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
+from . import ndwire
 from .base import Fields, Observation, ProbeContext, ProbeFailed, ProbeRequest, Threshold
 from .netlink import Netlink
 
@@ -36,15 +43,29 @@ ALL_DHCP_AGENTS = "ff02::1:2"
 ALL_DHCP_AGENTS_MAC = "33:33:00:01:00:02"
 CLIENT_PORT = 546
 SERVER_PORT = 547
-ETH_P_IPV6 = 0x86DD
-#: Outgoing frames reach only ETH_P_ALL packet sockets: the node's own ICMPv6 errors need it.
-ETH_P_ALL = 0x0003
-PACKET_OUTGOING = 4
+ETH_P_IPV6 = ndwire.ETH_P_IPV6
+PACKET_OUTGOING = ndwire.PACKET_OUTGOING
 #: A flood of answers must not grow the observation without bound.
 MAX_REPLIES = 64
-#: Deadline of the preparation (netlink, packet socket, scapy's first import: seconds when the
-#: machine is loaded), kept apart from the answer window.
+#: Deadline of the preparation (netlink, the packet socket: slow only on a loaded machine), kept
+#: apart from the answer window.
 PREPARE_TIMEOUT = 10.0
+#: How long after the send an exchange keeps listening once every listed server has answered.
+#:
+#: RFC 8415 has no server-side delay: a server answers a Solicit or Information-Request at once
+#: (18.3.1, 18.3.6), and a relay forwards at once (19.1, 19.2), unlike a router's random delay of
+#: up to MAX_RA_DELAY_TIME before a solicited RA (RFC 4861 10, 6.2.6). What an answer waits for
+#: is transit and the server's processing: under a millisecond for the lab's Kea (perfdhcp's own
+#: measure, benchmarks/RESULTS.md), tens of milliseconds for a relayed, database-backed server.
+#: 0.5 s covers that many times over, is half of what a real client itself collects Advertises
+#: for before it picks a server (the first retransmission time, SOL_TIMEOUT = 1 s, RFC 8415 7.6,
+#: 18.2.1), and equals the RA window's MAX_RA_DELAY_TIME, so a profile with nd checks too pays
+#: nothing for it (both windows run at once). A rogue server that answers later than this after
+#: the listed ones is missed by the early close; `dhcpv6.listen_whole_window` keeps listening.
+SETTLE_TIME = 0.5
+#: An early close also waits this long after the last answer: this node's own ICMPv6 error about
+#: that answer (its firewall's reject, `local_response`) is captured right after the answer.
+LOCAL_GRACE = 0.05
 
 MSG_SOLICIT, MSG_ADVERTISE, MSG_REPLY, MSG_INFORMATION_REQUEST = 1, 2, 7, 11
 MESSAGES = {1: "solicit", 2: "advertise", 3: "request", 7: "reply", 11: "information-request"}
@@ -189,6 +210,10 @@ class Dhcpv6Observation(Observation):
     #: whether something on this node listens on UDP port 546 (a DHCPv6 client), read from
     #: /proc/net/udp6: explains a missing port-unreachable
     client_port_bound: bool | None = None
+    listened: float = 0.0  # seconds it did listen: `window`, or less when it closed early
+    #: why listening stopped: "listed servers answered" (early, SETTLE_TIME after the send) or
+    #: "window elapsed: ..." with the reason it stayed open
+    stopped: str = ""
 
     compared: ClassVar[Fields] = Fields(
         stable=(
@@ -217,6 +242,8 @@ class Dhcpv6Observation(Observation):
             "other_transactions",
             "dropped",
             "client_port_bound",
+            "listened",
+            "stopped",
             "replies.at",
             "replies.count",
             "replies.ias.t1",
@@ -507,46 +534,33 @@ def build_message(
     client_arch: int | None = None,
     user_class: str | None = None,
 ) -> bytes:
-    """The DHCPv6 payload the probe sends, built with scapy's DHCP6 layers (no Rapid Commit)."""
-    from scapy.layers.dhcp6 import (
-        USER_CLASS_DATA,
-        DHCP6_InfoRequest,
-        DHCP6_Solicit,
-        DHCP6OptClientArchType,
-        DHCP6OptElapsedTime,
-        DHCP6OptIA_NA,
-        DHCP6OptIA_PD,
-        DHCP6OptOptReq,
-        DHCP6OptUnknown,
-        DHCP6OptUserClass,
-    )
+    """The DHCPv6 payload the probe sends (RFC 8415 16, 21): never Rapid Commit, so a server
+    only offers. Options in the order scapy's DHCP6 layers put them (tests compare bytes)."""
 
-    msg: Any = DHCP6_InfoRequest(trid=xid) if information else DHCP6_Solicit(trid=xid)
-    msg = msg / DHCP6OptUnknown(optcode=OPT_CLIENTID, data=duid)
-    msg = msg / DHCP6OptElapsedTime(elapsedtime=min(elapsed_cs, 0xFFFF))
-    msg = msg / DHCP6OptOptReq(reqopts=list(oro))
+    def opt(code: int, value: bytes) -> bytes:
+        return struct.pack("!HH", code, len(value)) + value
+
+    mtype = MSG_INFORMATION_REQUEST if information else MSG_SOLICIT
+    msg = bytes([mtype]) + (xid & 0xFFFFFF).to_bytes(3, "big")
+    msg += opt(OPT_CLIENTID, duid)
+    msg += opt(OPT_ELAPSED, struct.pack("!H", min(elapsed_cs, 0xFFFF)))
+    msg += opt(OPT_ORO, b"".join(struct.pack("!H", o) for o in oro))
     if ia_na and not information:
-        msg = msg / DHCP6OptIA_NA(iaid=IAID_NA, T1=0, T2=0)
+        msg += opt(OPT_IA_NA, struct.pack("!III", IAID_NA, 0, 0))
     if ia_pd and not information:
-        msg = msg / DHCP6OptIA_PD(iaid=IAID_PD, T1=0, T2=0)
+        msg += opt(OPT_IA_PD, struct.pack("!III", IAID_PD, 0, 0))
     if client_arch is not None:
-        msg = msg / DHCP6OptClientArchType(archtypes=[client_arch])
+        msg += opt(OPT_CLIENT_ARCH, struct.pack("!H", client_arch))
     if user_class is not None:
-        msg = msg / DHCP6OptUserClass(userclassdata=[USER_CLASS_DATA(data=user_class.encode())])
-    return bytes(msg)
+        data = user_class.encode()
+        msg += opt(OPT_USER_CLASS, struct.pack("!H", len(data)) + data)
+    return msg
 
 
 def _frame(mac: str, src: str, payload: bytes) -> bytes:
-    from scapy.layers.inet import UDP
-    from scapy.layers.inet6 import IPv6
-    from scapy.layers.l2 import Ether
-
-    pkt = (
-        Ether(src=mac, dst=ALL_DHCP_AGENTS_MAC)
-        / IPv6(src=src, dst=ALL_DHCP_AGENTS, hlim=1)
-        / UDP(sport=CLIENT_PORT, dport=SERVER_PORT)
+    return ndwire.udp_frame(
+        mac, ALL_DHCP_AGENTS_MAC, src, ALL_DHCP_AGENTS, CLIENT_PORT, SERVER_PORT, payload
     )
-    return bytes(pkt / payload)
 
 
 # ------------------------------------------------------------------------------- probe
@@ -555,7 +569,13 @@ def _frame(mac: str, src: str, payload: bytes) -> bytes:
 @dataclass(frozen=True)
 class Dhcpv6Exchange(ProbeRequest[Dhcpv6Observation]):
     """Solicit (or, with `information`, Information-Request) on `interface`; collect every
-    answer for `window` seconds. Never a Request: nothing is allocated on any server."""
+    answer for up to `window` seconds. Never a Request: nothing is allocated on any server.
+
+    `servers` are the profile's servers as (link-local address, DUID), either may be None: once
+    each has answered, SETTLE_TIME has passed since the send and no other server was heard, the
+    exchange ends early. With `whole_window`, or without `servers` (nothing to wait for: any
+    answer could be the first of several unknown ones), it listens the whole `window`.
+    """
 
     interface: str
     information: bool = False
@@ -565,6 +585,8 @@ class Dhcpv6Exchange(ProbeRequest[Dhcpv6Observation]):
     user_class: str | None = None
     window: float = 2.0
     oro: tuple[int, ...] = field(default=DEFAULT_ORO)
+    servers: tuple[tuple[str | None, str | None], ...] = ()
+    whole_window: bool = False
     needs_raw = True
 
     @classmethod
@@ -605,17 +627,7 @@ class Dhcpv6Exchange(ProbeRequest[Dhcpv6Observation]):
 def _open(iface: str) -> socket.socket:
     """A packet socket on `iface` that sees DHCPv6 answers to clients and ICMPv6 errors, in both
     directions (this node's own ICMPv6 errors are how a firewall's reject shows)."""
-    from scapy.arch.linux import attach_filter
-
-    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-    try:
-        bpf = f"ip6 and ((udp and dst port {CLIENT_PORT}) or (icmp6 and ip6[40] == 1))"
-        attach_filter(sock, bpf, iface)
-        sock.bind((iface, ETH_P_ALL))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    return ndwire.udp_or_icmp6_error_socket(iface, CLIENT_PORT)
 
 
 def exchange(req: Dhcpv6Exchange) -> Dhcpv6Observation:
@@ -635,7 +647,7 @@ class _Prepared:
 
 
 def _prepare(req: Dhcpv6Exchange) -> _Prepared:
-    """The blocking part (netlink, the packet socket, scapy's first import): run in a thread."""
+    """The blocking part (netlink, the packet socket): run in a thread."""
     iface = req.interface
     kind = "information-request" if req.information else "solicit"
     with Netlink() as nl:
@@ -679,7 +691,7 @@ async def exchange_async(
 
     The window is awaited on the event loop, not in a thread: probes that share the loop's
     thread pool (DNS, netlink) must not queue behind a DHCPv6 window. The preparation has its
-    own deadline, so a slow start (scapy's import on a loaded machine) never eats the window.
+    own deadline, so a slow start (netlink on a loaded machine) never eats the window.
     """
     prep = await asyncio.wait_for(asyncio.to_thread(_prepare, req), timeout=prepare_timeout)
     if prep.sock is None:
@@ -716,10 +728,11 @@ class _Collector:
         self.answers: dict[bytes, int] = {}  # answer payload -> index in seen
         self.others = self.dropped = 0
 
-    def feed(self, data: bytes, pkttype: int) -> None:
+    def feed(self, data: bytes, pkttype: int) -> Dhcpv6Reply | None:
+        """Take one captured frame; the answer to our transaction it carried, if it did."""
         frame = _parse_frame(data, pkttype)
         if frame is None:
-            return
+            return None
         about = _icmp_about(frame) if frame.outgoing else None
         if about is not None:
             name, quoted = about
@@ -728,28 +741,89 @@ class _Collector:
             )
             if idx is not None and self.seen[idx].local_response is None:
                 self.seen[idx] = replace(self.seen[idx], local_response=name)
-            return
+            return None
         if frame.outgoing or frame.next_header != 17 or len(frame.l4) < 8:
-            return
+            return None
         sport, dport = struct.unpack_from("!HH", frame.l4)
         if dport != CLIENT_PORT:
-            return
+            return None
         payload = frame.l4[8:]
         got_xid, reply = decode_message(
             payload, server=frame.src, mac=frame.src_mac, client_duid=self.duid
         )
         if got_xid != self.xid:
             self.others += 1
-            return
+            return None
         if len(self.seen) >= MAX_REPLIES:
             self.dropped += 1
-            return
+            return reply
         if sport != SERVER_PORT:
             reply = replace(
                 reply, problems=(*reply.problems, f"sent from UDP port {sport}, not 547")
             )
         self.answers[payload] = len(self.seen)
         self.seen.append(replace(reply, at=round(time.monotonic() - self.start, 4)))
+        return reply
+
+
+class _Listening:
+    """When an exchange may stop listening: the DHCPv6 counterpart of nd's adaptive RA window.
+
+    It closes SETTLE_TIME after the send (and LOCAL_GRACE after the last answer) once every
+    listed server has answered and nobody else did. It stays open the whole window while a listed
+    server is missing (it may yet answer the retransmission), once a stranger answered (there may
+    be more of them: hear them all), with `whole_window`, and when no server is listed.
+    """
+
+    def __init__(self, req: Dhcpv6Exchange, start: float) -> None:
+        self.servers = req.servers
+        self.start = start
+        self.deadline = start + req.window
+        self.missing = set(range(len(req.servers)))
+        self.stranger = False
+        self.last = start
+        self.why_full = (
+            "listen_whole_window"
+            if req.whole_window
+            else ("no servers listed" if not req.servers else "")
+        )
+
+    def heard(self, reply: Dhcpv6Reply, at: float) -> None:
+        self.last = at
+        idx = self.listed(reply.server, reply.server_duid)
+        if idx is None:
+            self.stranger = True
+        else:
+            self.missing.discard(idx)
+
+    def listed(self, address: str, duid: str | None) -> int | None:
+        """Index of the listed server `address`/`duid` is, None for an unlisted one."""
+        addr = ipaddress.IPv6Address(address)
+        for i, (want_addr, want_duid) in enumerate(self.servers):
+            if want_addr is not None and addr != ipaddress.IPv6Address(want_addr):
+                continue
+            if want_duid is not None and (duid or "").lower() != want_duid.lower():
+                continue
+            return i
+        return None
+
+    def close_at(self) -> float:
+        """When listening ends, as far as is known now."""
+        if self.why_full or self.missing or self.stranger:
+            return self.deadline
+        return min(self.deadline, max(self.start + SETTLE_TIME, self.last + LOCAL_GRACE))
+
+    def stopped(self) -> str:
+        """Why listening stopped, for the evidence (as nd's `stopped`)."""
+        if self.why_full:
+            return f"window elapsed: {self.why_full}"
+        if self.stranger:
+            return "window elapsed: an unlisted server answered"
+        if self.missing:
+            return "window elapsed: a listed server did not answer"
+        if self.close_at() < self.deadline:
+            return "listed servers answered"
+        return "window elapsed: the listed servers answered only near its end"
 
 
 async def _run(
@@ -775,13 +849,13 @@ async def _run(
     # one retransmission after a client's first retransmission time (RFC 8415: IRT 1 s)
     retransmit_at = start + min(1.0, req.window / 2)
     got = _Collector(duid, xid, start)
-    deadline = start + req.window
-    while (now := time.monotonic()) < deadline:
+    listen = _Listening(req, start)
+    while (now := time.monotonic()) < (close_at := listen.close_at()):
         if sent == 1 and not got.seen and now >= retransmit_at:
             with contextlib.suppress(OSError):
                 sock.send(_message(req, duid, xid, mac, ll, int((now - start) * 100)))
                 sent = 2
-        wait_until = deadline if sent > 1 or got.seen else min(deadline, retransmit_at)
+        wait_until = close_at if sent > 1 or got.seen else min(close_at, retransmit_at)
         if not await wait_readable(sock, max(0.0, wait_until - now)):
             continue
         while True:
@@ -789,11 +863,15 @@ async def _run(
                 data, addr = sock.recvfrom(65535)
             except (BlockingIOError, InterruptedError):
                 break
-            got.feed(data, addr[2])
+            reply = got.feed(data, addr[2])
+            if reply is not None:
+                listen.heard(reply, time.monotonic())
     return replace(
         base,
         sent=sent,
         replies=merge_replies(got.seen),
         other_transactions=got.others,
         dropped=got.dropped,
+        listened=round(time.monotonic() - start, 3),
+        stopped=listen.stopped(),
     )

@@ -22,9 +22,11 @@ from dataclasses import dataclass
 ALL_ROUTERS = "ff02::2"
 ALL_ROUTERS_MAC = "33:33:00:00:00:02"
 ETH_P_IPV6 = 0x86DD
+ETH_P_ALL = 0x0003
 SO_ATTACH_FILTER = 26
 PACKET_OUTGOING = 4
 ICMP6 = 58
+UDP = 17
 RS, RA, NS, NA = 133, 134, 135, 136
 
 OPT_SLLA, OPT_TLLA, OPT_PREFIX, OPT_MTU, OPT_ROUTE, OPT_RDNSS, OPT_DNSSL = 1, 2, 3, 5, 24, 25, 31
@@ -38,9 +40,9 @@ def _mac_text(raw: bytes) -> str:
     return ":".join(f"{b:02x}" for b in raw)
 
 
-def _checksum(src: bytes, dst: bytes, icmp: bytes) -> int:
-    """ICMPv6 checksum over the IPv6 pseudo-header (RFC 8200 8.1)."""
-    data = src + dst + struct.pack("!I3xB", len(icmp), ICMP6) + icmp
+def _checksum(src: bytes, dst: bytes, icmp: bytes, next_header: int = ICMP6) -> int:
+    """ICMPv6 (or UDP) checksum over the IPv6 pseudo-header (RFC 8200 8.1)."""
+    data = src + dst + struct.pack("!I3xB", len(icmp), next_header) + icmp
     if len(data) % 2:
         data += b"\0"
     total = int(sum(struct.unpack(f"!{len(data) // 2}H", data)))
@@ -49,14 +51,40 @@ def _checksum(src: bytes, dst: bytes, icmp: bytes) -> int:
     return ~total & 0xFFFF
 
 
+def _ip6_frame(
+    src_mac: str, dst_mac: str, s: bytes, d: bytes, next_header: int, hop_limit: int, l4: bytes
+) -> bytes:
+    ip6 = struct.pack("!IHBB", 6 << 28, len(l4), next_header, hop_limit) + s + d
+    return _mac_bytes(dst_mac) + _mac_bytes(src_mac) + struct.pack("!H", ETH_P_IPV6) + ip6 + l4
+
+
 def frame(src_mac: str, dst_mac: str, src: str, dst: str, icmp: bytes) -> bytes:
     """An Ethernet frame carrying `icmp` (checksum field zero) in IPv6 with hop limit 255."""
     s = ipaddress.IPv6Address(src).packed
     d = ipaddress.IPv6Address(dst).packed
     csum = _checksum(s, d, icmp)
     icmp = icmp[:2] + struct.pack("!H", csum) + icmp[4:]
-    ip6 = struct.pack("!IHBB", 6 << 28, len(icmp), ICMP6, 255) + s + d
-    return _mac_bytes(dst_mac) + _mac_bytes(src_mac) + struct.pack("!H", ETH_P_IPV6) + ip6 + icmp
+    return _ip6_frame(src_mac, dst_mac, s, d, ICMP6, 255, icmp)
+
+
+def udp_frame(
+    src_mac: str,
+    dst_mac: str,
+    src: str,
+    dst: str,
+    sport: int,
+    dport: int,
+    payload: bytes,
+    hop_limit: int = 1,
+) -> bytes:
+    """An Ethernet frame carrying a UDP datagram in IPv6 (a link-scoped multicast by default:
+    hop limit 1, as DHCPv6 clients send to ff02::1:2). The checksum is mandatory in IPv6."""
+    s = ipaddress.IPv6Address(src).packed
+    d = ipaddress.IPv6Address(dst).packed
+    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    csum = _checksum(s, d, udp, UDP) or 0xFFFF  # RFC 8200 8.1: a zero result is sent as all-ones
+    udp = udp[:6] + struct.pack("!H", csum) + udp[8:]
+    return _ip6_frame(src_mac, dst_mac, s, d, UDP, hop_limit, udp)
 
 
 def router_solicitation(mac: str, src: str | None) -> bytes:
@@ -141,23 +169,52 @@ def dns_names(raw: bytes) -> list[str]:
 
 def packet_socket(iface: str, icmp_type: int) -> socket.socket:
     """An AF_PACKET socket on `iface` that only queues ICMPv6 messages of `icmp_type`."""
+    prog = [  # ldh [12]; jeq 0x86dd; ldb [20]; jeq 58; ldb [54]; jeq TYPE; ret all; ret 0
+        (0x28, 0, 0, 12),
+        (0x15, 0, 5, ETH_P_IPV6),
+        (0x30, 0, 0, 20),
+        (0x15, 0, 3, ICMP6),
+        (0x30, 0, 0, 54),
+        (0x15, 0, 1, icmp_type),
+        (0x06, 0, 0, 0x40000),
+        (0x06, 0, 0, 0),
+    ]
+    return filtered_socket(iface, prog, ETH_P_IPV6)
+
+
+def udp_or_icmp6_error_socket(iface: str, dport: int) -> socket.socket:
+    """An AF_PACKET socket on `iface` that queues IPv6 UDP to `dport` and ICMPv6 Destination
+    Unreachable, in both directions (ETH_P_ALL: only such sockets see outgoing frames, and this
+    node's own ICMPv6 errors are how its firewall's reject of an answer shows). Both are matched
+    right after the fixed IPv6 header (no extension headers: what DHCPv6 answers carry)."""
+    prog = [
+        (0x28, 0, 0, 12),  # ldh [12]: ethertype
+        (0x15, 0, 8, ETH_P_IPV6),
+        (0x30, 0, 0, 20),  # ldb [20]: next header
+        (0x15, 0, 2, UDP),
+        (0x28, 0, 0, 56),  # ldh [56]: UDP destination port
+        (0x15, 3, 4, dport),
+        (0x15, 0, 3, ICMP6),
+        (0x30, 0, 0, 54),  # ldb [54]: ICMPv6 type
+        (0x15, 0, 1, 1),  # Destination Unreachable
+        (0x06, 0, 0, 0x40000),
+        (0x06, 0, 0, 0),
+    ]
+    return filtered_socket(iface, prog, ETH_P_ALL)
+
+
+def filtered_socket(
+    iface: str, prog: list[tuple[int, int, int, int]], protocol: int
+) -> socket.socket:
+    """A non-blocking AF_PACKET socket bound to `iface` and `protocol`, with the classic BPF
+    `prog` attached before the bind (so nothing unfiltered is ever queued)."""
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)  # protocol 0: nothing yet
     try:
-        prog = [  # ldh [12]; jeq 0x86dd; ldb [20]; jeq 58; ldb [54]; jeq TYPE; ret all; ret 0
-            (0x28, 0, 0, 12),
-            (0x15, 0, 5, ETH_P_IPV6),
-            (0x30, 0, 0, 20),
-            (0x15, 0, 3, ICMP6),
-            (0x30, 0, 0, 54),
-            (0x15, 0, 1, icmp_type),
-            (0x06, 0, 0, 0x40000),
-            (0x06, 0, 0, 0),
-        ]
         insns = b"".join(struct.pack("HBBI", *ins) for ins in prog)
         buf = ctypes.create_string_buffer(insns)
         fprog = struct.pack("HL", len(prog), ctypes.addressof(buf))
         sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
-        sock.bind((iface, ETH_P_IPV6))
+        sock.bind((iface, protocol))
         sock.setblocking(False)
     except BaseException:
         sock.close()

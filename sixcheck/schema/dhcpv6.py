@@ -217,8 +217,12 @@ class Delegation(Strict):
 class Dhcpv6Area(Strict):
     """`dhcpv6:` section."""
 
-    #: how long to collect answers after a Solicit / Information-Request
+    #: the longest to collect answers after a Solicit / Information-Request: an exchange ends
+    #: 0.5 s after its send once every listed server has answered and no other one has
     window: Annotated[Seconds, Field(le=30)] = 2.0
+    #: listen the whole `window` even when the listed servers have answered: also hears a rogue
+    #: server that answers more than 0.5 s after them (costs `window` on every run)
+    listen_whole_window: bool = False
     interfaces: dict[IfName, Dhcpv6Interface] = {}
     delegated: Delegation | None = None
 
