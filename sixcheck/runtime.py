@@ -11,7 +11,8 @@ probed:
   folder; any other library following XDG) at a private folder in the system temporary folder,
   removed when the run ends: whether HOME is set, readable or writable no longer matters;
 - writes no bytecode (pytest's rewritten checks, modules imported during the run) and blocks
-  pytest's cache provider (.pytest_cache and the `--lf`/stepwise state);
+  pytest's cache provider (.pytest_cache and the `--lf`/stepwise state); pytest's assert
+  rewriting is switched off for what is imported later, as it could never be cached;
 - checks that the report folder and every output path can be written, so a run that could not
   save its results stops with exit 4 before a single probe (never after an hour of probing).
 """
@@ -42,6 +43,13 @@ def confine(pluginmanager: pytest.PytestPluginManager) -> Path:
     bytecode is written for them) and before any probe imports scapy (which reads its cache
     folder once, at import)."""
     sys.dont_write_bytecode = True
+    # pytest rewrites the asserts of every module it claims (the checks, and in an installed wheel
+    # all of sixcheck as a plugin's distribution) and, with no bytecode kept, redid that on every
+    # run (~0.1-0.3 s). A check's assert already says expected, found and what to do, and the
+    # plugin shows only that message, so the modules imported from here on load unrewritten.
+    hook = getattr(pluginmanager, "rewrite_hook", None)
+    if hook in sys.meta_path:
+        sys.meta_path.remove(hook)
     for name in STATEFUL_PLUGINS:
         pluginmanager.set_blocked(name)
     private = Path(tempfile.mkdtemp(prefix="sixcheck-"))
