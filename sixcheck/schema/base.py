@@ -25,7 +25,9 @@ class Strict(BaseModel):
     changing what is checked.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    #: defer_build: building a model's validator costs about as much as importing pytest for all
+    #: the areas together; a run builds only the areas its profile has (see `profile.parse`).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
     def interface_refs(self) -> dict[str, str]:
         """Interfaces this section names, as {key path: name}; each must be declared under
