@@ -343,6 +343,8 @@ def _nothing_checked(session: pytest.Session) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     _nothing_checked(session)
+    if PROFILE_KEY in session.config.stash:
+        runtime.settle()
     requests: list[ProbeRequest[Any]] = []
     for item in session.items:
         callspec = getattr(item, "callspec", None)
