@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from unprivileged import NOBODY, in_view
+from unprivileged import NOBODY, in_view, needed
 
 from conftest import REPO, needs_root
 from sixcheck.lab import Lab, netns
@@ -50,13 +51,9 @@ RAW_CHECKS = ("test_ra_received", "test_no_rogue_router")
 SANDBOX = r"""
 base=$1; user=$2; shift 2
 start=$PWD
-# PrivateTmp=yes: a fresh /tmp and /var/tmp; the test's own folder stays at its path
-cd "$base"
-mount -t tmpfs -o mode=1777 sixcheck-tmp /tmp
-mount -t tmpfs -o mode=1777 sixcheck-vartmp /var/tmp
-mkdir -p "$base"
-mount --no-canonicalize --bind . "$base"
-cd /
+# PrivateTmp=yes: a fresh /tmp and /var/tmp; what the run needs there (the test's own folder,
+# and the checkout and venv when CI cloned them below /tmp) stays at its path
+{private_tmp}
 # ReadWritePaths=: the report and textfile folders
 mount --bind "$base/reports" "$base/reports"
 mount --bind "$base/textfile" "$base/textfile"
@@ -70,10 +67,27 @@ while read -r _ target _ opts _; do
   case ",$opts," in *,ro,*) continue ;; esac
   mount -o remount,bind,ro "$target" || [ "$target" != / ]
 done < /proc/self/mounts
-cd "$start"
+cd "$start" 2>/dev/null || cd /
 exec setpriv --reuid="$user" --regid="$user" --clear-groups --no-new-privs \
   --inh-caps=-all,+net_raw --ambient-caps=-all,+net_raw --bounding-set=-all,+net_raw -- "$@"
 """
+
+
+def private_tmp(keep: list[Path]) -> str:
+    """Shell lines that put fresh tmpfs on /tmp and /var/tmp and bind the folders of `keep`
+    that lie below them back at their paths (each held open by a descriptor while covered;
+    the kernel follows /proc/PID/fd/N to the folder itself, not to its now hidden path)."""
+    tmps = (Path("/tmp"), Path("/var/tmp"))
+    kept: list[Path] = []
+    for p in sorted({Path(os.path.realpath(k)) for k in keep}, key=lambda p: len(p.parts)):
+        if any(t in p.parents for t in tmps) and not any(k in p.parents for k in kept):
+            kept.append(p)
+    lines = [f"exec {10 + i}<{shlex.quote(str(p))}" for i, p in enumerate(kept)]
+    lines += [f"mount -t tmpfs -o mode=1777 sixcheck-{t.name} {t}" for t in tmps]
+    for i, p in enumerate(kept):
+        q = shlex.quote(str(p))
+        lines += [f"mkdir -p {q}", f"mount --no-canonicalize --bind /proc/$$/fd/{10 + i} {q}"]
+    return "\n".join(lines)
 
 
 def listing(roots: list[Path], owner: int | None = None) -> dict[str, tuple[int, int, int]]:
@@ -136,7 +150,10 @@ class Unit:
         cmd = [*env, sys.executable, "-m", "sixcheck", "audit", str(config)]
         argv = netns.exec_argv(
             self.lab.ns(node),
-            in_view(SANDBOX, [str(self.base), str(USER), *cmd]),
+            in_view(
+                SANDBOX.replace("{private_tmp}", private_tmp([self.base, *needed()])),
+                [str(self.base), str(USER), *cmd],
+            ),
         )
         proc = subprocess.run(
             argv, cwd=REPO, capture_output=True, text=True, timeout=240, check=False
