@@ -4,18 +4,16 @@ probe against tiny responders on ::1 (a real socket on loopback, no namespace ne
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import ipaddress
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from conftest import REPO
+from conftest import load_checks
 from sixcheck.probes.base import ProbeContext
 from sixcheck.probes.dns import (
     DnsAnswer,
@@ -28,19 +26,7 @@ from sixcheck.probes.dns import (
 from sixcheck.probes.plan import run_plan
 from sixcheck.schema import ProfileError, parse
 
-
-def _checks() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "sixcheck_checks_dns", REPO / "checks/test_dns.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-CHECKS = _checks()
+CHECKS = load_checks("dns")
 HEAD = "node: {role: host}\ninterfaces: {eth0: {role: lan}}\n"
 
 

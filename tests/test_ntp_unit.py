@@ -4,19 +4,17 @@ the probe against tiny servers on ::1 (the lab's skewed responder, a KoD sender,
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, load_checks
 from sixcheck.check import Simple
 from sixcheck.probes.base import ProbeContext
 from sixcheck.probes.ntp import NTP_EPOCH_OFFSET, NtpAnswer, NtpQuery, _evaluate
@@ -273,18 +271,7 @@ def test_silent_servers_cost_one_timeout() -> None:
     assert took < 2.5
 
 
-def _checks() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "sixcheck_checks_ntp", REPO / "checks/test_ntp.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-CHECKS = _checks()
+CHECKS = load_checks("ntp")
 PROFILE = parse(HEAD + "ntp: {servers: ['2001:db8::123']}\n", "p")
 
 
