@@ -18,8 +18,7 @@ import pluggy
 import pytest
 from _pytest._code.code import ReprFileLocation, TerminalRepr  # no public home for these
 
-from . import baseline as bl
-from . import diagnosis, emptyrun, history, locate, prometheus, runtime
+from . import emptyrun, locate, runtime
 from .check import TARGETS_ATTR
 from .probes.base import (
     Observation,
@@ -29,8 +28,8 @@ from .probes.base import (
     ProbeUnavailable,
     has_raw_sockets,
 )
-from .probes.plan import run_plan
-from .report import INTERRUPTED_NOTE, Results, message_of, render_evidence
+from .probes.plan import run_plan, start_plan
+from .report import INTERRUPTED_NOTE, Results, evidence_html, message_of, render_evidence
 from .schema import LoadedProfile, ProfileError, list_profiles, load
 from .secrets import known as secrets_known
 from .secrets import redact
@@ -226,7 +225,11 @@ def _baseline(
             )
         return None, None, None
     path = Path(value)
+    from . import baseline as bl  # only a run with --baseline pays for its import
+
     if value == "latest" and not path.exists():
+        from . import history
+
         report_dir = config.getoption("report_dir")
         found = history.latest(Path(report_dir), loaded.name)
         if found is None:
@@ -382,16 +385,23 @@ def _sixcheck_observations(
 ) -> dict[ProbeRequest[Any], Observation]:
     """Every probe of the run, run once, together, under one deadline."""
     plan = pytestconfig.stash.get(PLAN_KEY, [])
+    results = pytestconfig.stash.get(RESULTS_KEY, None)
     try:
-        observations, took = run_plan(plan, _context(sixcheck_profile))
+        running = start_plan(plan, _context(sixcheck_profile))
+        if results is not None:
+            # what the end of the run needs, done while the probes wait for their answers (on a
+            # healthy site the RA window's idle half second): the vantage read and late imports
+            running.started.wait()
+            results.prefetch()
+        observations, took = running.wait()
     except KeyboardInterrupt:
         # Ctrl-C in the plan: stop as pytest does between two items (exit 2), so the traceback
         # it formats is its loop's, not the whole fixture stack's (~0.5 s of reading sources)
         request.session.shouldstop = INTERRUPTED_NOTE
         pytest.skip(INTERRUPTED_NOTE)
-    results = pytestconfig.stash.get(RESULTS_KEY, None)
     if results is not None:
         results.plan_seconds = took
+        results.plan_kinds = dict(running.timings)
         results.plan_size = len(set(plan))
     return observations
 
@@ -475,13 +485,14 @@ def pytest_runtest_makereport(
     if not ev or not attach:
         return
     report.sixcheck_evidence = ev  # type: ignore[attr-defined]  # plugin data, as above
-    item.user_properties.append(("sixcheck_evidence", render_evidence(ev, as_text=True)))
+    text = render_evidence(ev, as_text=True)
+    item.user_properties.append(("sixcheck_evidence", text))
     try:
         from pytest_html import extras
     except ImportError:
         return
     # pytest-html reads `extras` off the report; TestReport does not declare it
-    report.extras = [*getattr(report, "extras", []), extras.html(render_evidence(ev))]  # type: ignore[attr-defined]
+    report.extras = [*getattr(report, "extras", []), extras.html(evidence_html(text))]  # type: ignore[attr-defined]
 
 
 def _redact_report(report: pytest.TestReport) -> None:
@@ -529,10 +540,6 @@ class _RunHooks:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.results.t0 = time.monotonic()
-        if not session.config.option.collectonly:
-            # before pytest-html reads its environment table; reading the vantage costs a
-            # netlink round and pyroute2's import, which --collect-only does not need
-            _add_metadata(session.config, self.results)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.results.add(report)
@@ -549,6 +556,13 @@ class _RunHooks:
         # comparison and the diagnosis, and the JUnit XML the cause count
         if session.config.option.collectonly:
             return  # nothing ran: no results to write
+        # pytest-html took the metadata dict at its session start and renders it after this
+        # hook; the vantage is read late (during the probe plan, or here), never before the plan
+        if int(exitstatus) == pytest.ExitCode.INTERRUPTED:
+            self.results.skip_vantage("not read: the run was interrupted (Ctrl-C)")
+        _add_metadata(session.config, self.results)
+        from . import diagnosis, prometheus
+
         cmp = self.results.comparison()
         if (
             self.results.fail_on == "regressions"
@@ -575,6 +589,8 @@ class _RunHooks:
         # after every writer (pytest-html writes in its own sessionfinish), prune and index
         if self.report_dir is None or not self.report_dir.is_dir():
             return
+        from . import history
+
         try:
             history.rotate(self.report_dir, self.keep)
         except (history.HistoryError, OSError) as exc:

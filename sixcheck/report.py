@@ -17,16 +17,22 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from . import baseline as bl
-from . import diagnosis
 from .probes.base import fields_table, has_raw_sockets
 from .schema import LoadedProfile
 from .secrets import redact, redact_obj
 from .vantage import Vantage, read_vantage
+
+if TYPE_CHECKING:  # imported where used: a run reaches them after its probes (see `prefetch`)
+    from . import baseline as bl
+    from . import diagnosis
+
+#: libyaml's emitter when PyYAML has it (the wheels do): the pure-Python one took a third of a
+#: healthy run's time after the probes (two dumps per check)
+_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 SCHEMA = "sixcheck-results/1"
 #: pytest's exit status for a run stopped by Ctrl-C (pytest.ExitCode.INTERRUPTED; no pytest import)
@@ -83,6 +89,7 @@ class Results:
         self.duration = 0.0
         self.plan_seconds: float | None = None
         self.plan_size = 0
+        self.plan_kinds: dict[str, float] = {}  # each probe kind's wall time in the plan
         self.exitstatus: int | None = None
         #: the earlier run's results (`--baseline`) and how failures decide the exit status
         self.baseline: dict[str, Any] | None = None
@@ -96,6 +103,20 @@ class Results:
     def vantage(self) -> Vantage:
         """Read once, when a report first needs it (never for --collect-only)."""
         return read_vantage()
+
+    def prefetch(self) -> None:
+        """Do now what writing the results will need, while the probes wait for their answers:
+        read the vantage (a netlink round, and pyroute2's import) and import the late modules."""
+        from . import diagnosis  # noqa: F401  (imported for its cost, now rather than later)
+
+        if self.baseline is not None:
+            from . import baseline  # noqa: F401
+        _ = self.vantage
+
+    def skip_vantage(self, why: str) -> None:
+        """Record the vantage unread, unless it was read already (Ctrl-C: exit at once)."""
+        if "vantage" not in self.__dict__:
+            self.__dict__["vantage"] = Vantage(socket.gethostname(), os.uname().release, {}, why)
 
     # ---- collecting
     def add(self, report: Any) -> None:
@@ -147,6 +168,8 @@ class Results:
         """This run against the baseline; recomputed on each call (pytest-html asks mid-run)."""
         if self.baseline is None:
             return None
+        from . import baseline as bl
+
         current = {
             "profile": {"name": self.loaded.name},
             "checks": [redact_obj(asdict(c)) for c in self.checks.values()],
@@ -173,7 +196,11 @@ class Results:
                 timespec="seconds"
             ),
             "duration": round(self.duration, 3),
-            "probe_plan": {"requests": self.plan_size, "seconds": self.plan_seconds},
+            "probe_plan": {
+                "requests": self.plan_size,
+                "seconds": self.plan_seconds,
+                "kinds": self.plan_kinds,
+            },
             "exitstatus": self.exitstatus,
             "interrupted": self.interrupted,
             "summary": self.summary(),
@@ -251,9 +278,13 @@ class Results:
         if self.interrupted:
             out.append(f"<p class='sx-interrupted'><b>{html.escape(INTERRUPTED_NOTE)}</b></p>")
         if self.causes is not None:
+            from . import diagnosis
+
             out.append(diagnosis.html_section(self.causes))
         cmp = self.comparison()
         if cmp is not None:
+            from . import baseline as bl
+
             out.append(bl.html_section(cmp, self.fail_on))
         elif self.baseline_note:
             out.append(f"<p>Baseline: {html.escape(self.baseline_note)}</p>")
@@ -266,9 +297,14 @@ class Results:
 
     def terminal_lines(self) -> list[str]:
         out = [f"sixcheck: {INTERRUPTED_NOTE}"] if self.interrupted else []
-        out += [] if self.causes is None else diagnosis.terminal_lines(self.causes)
+        if self.causes is not None:
+            from . import diagnosis
+
+            out += diagnosis.terminal_lines(self.causes)
         cmp = self.comparison()
         if cmp is not None:
+            from . import baseline as bl
+
             out += bl.terminal_lines(cmp, self.fail_on)
         elif self.baseline_note:
             out.append(f"sixcheck baseline: {self.baseline_note}")
@@ -281,15 +317,19 @@ class Results:
 
 def render_evidence(evidence: list[dict[str, Any]], as_text: bool = False) -> str:
     """Evidence as readable YAML: what was asked, what came back, what was expected."""
-    text = yaml.safe_dump(
+    text = yaml.dump(
         json.loads(json.dumps(evidence, default=str)),
+        Dumper=_DUMPER,
         sort_keys=False,
         width=100,
         allow_unicode=True,
     )
     text = redact(text)
-    if as_text:
-        return text
+    return text if as_text else evidence_html(text)
+
+
+def evidence_html(text: str) -> str:
+    """The HTML block of evidence already rendered as text (render once, show twice)."""
     return f"<div class='sixcheck-evidence'><b>Evidence</b><pre>{html.escape(text)}</pre></div>"
 
 

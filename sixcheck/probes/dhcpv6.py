@@ -37,7 +37,6 @@ from typing import Any, ClassVar
 
 from . import ndwire
 from .base import Fields, Observation, ProbeContext, ProbeFailed, ProbeRequest, Threshold
-from .netlink import Netlink
 
 ALL_DHCP_AGENTS = "ff02::1:2"
 ALL_DHCP_AGENTS_MAC = "33:33:00:01:00:02"
@@ -650,9 +649,8 @@ def _prepare(req: Dhcpv6Exchange) -> _Prepared:
     """The blocking part (netlink, the packet socket): run in a thread."""
     iface = req.interface
     kind = "information-request" if req.information else "solicit"
-    with Netlink() as nl:
-        link = nl.link(iface)
-        ll = nl.link_local(iface) if link else None
+    link = ndwire.sending_link(iface)  # not netlink: the Solicit must not wait for pyroute2
+    ll = link.link_local if link else None
     base = Dhcpv6Observation(interface=iface, message=kind, asked=req.asked(), window=req.window)
     if link is None:
         return _Prepared(replace(base, error=f"interface {iface} does not exist on this node"))

@@ -437,9 +437,8 @@ def listen_for_ras(
 ) -> RaObservation:
     """Open a listener on `iface`, send one RS from its link-local, collect RAs for up to `window`
     s (see RouterAdverts for when it stops earlier), then read what the kernel learnt."""
-    with Netlink() as nl:
-        link = nl.link(iface)
-        ll = nl.link_local(iface) if link else None
+    link = ndwire.sending_link(iface)  # not netlink: the RS must not wait for pyroute2's import
+    ll = link.link_local if link else None
     if link is None:
         return RaObservation(
             interface=iface, error=f"interface {iface} does not exist on this node"

@@ -14,6 +14,7 @@ mode (a probe must not change the interface's state).
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import ipaddress
 import socket
 import struct
@@ -165,6 +166,62 @@ def dns_names(raw: bytes) -> list[str]:
         labels.append(raw[i : i + n].decode("ascii", "replace"))
         i += n
     return names
+
+
+SIOCGIFFLAGS, SIOCGIFHWADDR, IFF_UP, ARPHRD_ETHER = 0x8913, 0x8927, 0x1, 1
+IFA_F_DADFAILED, IFA_F_TENTATIVE, SCOPE_LINK = 0x08, 0x40, 0x20
+
+
+@dataclass(frozen=True)
+class SendingLink:
+    """What a probe needs before its first frame: the interface's MAC (Ethernet only), whether it
+    is up, and a usable link-local address to send from."""
+
+    index: int
+    mac: str | None
+    up: bool
+    link_local: str | None
+
+
+def sending_link(iface: str) -> SendingLink | None:
+    """Read `iface` for sending, or None when it does not exist.
+
+    Two ioctls and `/proc/net/if_inet6` (both answer for the caller's network namespace), not
+    netlink: the Router Solicitation and the DHCPv6 Solicit go out before pyroute2 is imported
+    (0.1-0.2 s), so their windows open at once. What the kernel learnt is read over netlink later.
+    """
+    try:
+        index = socket.if_nametoindex(iface)
+    except OSError:
+        return None
+
+    ifreq = struct.pack("16s16x", iface.encode()[:15])
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            flags = struct.unpack_from("H", fcntl.ioctl(s, SIOCGIFFLAGS, ifreq), 16)[0]
+            hw = fcntl.ioctl(s, SIOCGIFHWADDR, ifreq)
+    except OSError:
+        return None
+    family = struct.unpack_from("H", hw, 16)[0]
+    mac = _mac_text(hw[18:24]) if family == ARPHRD_ETHER else None
+    return SendingLink(index, mac, bool(flags & IFF_UP), _link_local(index))
+
+
+def _link_local(index: int) -> str | None:
+    """The first link-scope address of interface `index` that is neither tentative nor failed."""
+    try:
+        with open("/proc/net/if_inet6", encoding="ascii") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 6 or int(parts[1], 16) != index or int(parts[3], 16) != SCOPE_LINK:
+            continue
+        if int(parts[4], 16) & (IFA_F_TENTATIVE | IFA_F_DADFAILED):
+            continue
+        return str(ipaddress.IPv6Address(bytes.fromhex(parts[0])))
+    return None
 
 
 def packet_socket(iface: str, icmp_type: int) -> socket.socket:

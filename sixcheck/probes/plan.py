@@ -9,6 +9,12 @@ cpu + 4 workers (6 here, so a seventh blocking probe would wait behind the RA wi
 joined when the loop closes and again at interpreter exit, so Ctrl-C during the RA window waited
 for the window. With daemon threads an interrupted plan returns at once; a thread still inside
 its deadline dies with the process (it only listens, and its sockets close with it).
+
+The plan runs on a thread of its own (`start_plan`), so the caller can do work that would
+otherwise follow it (reading the vantage, importing what the reports need) while the probes wait
+for answers: on a healthy site most of a run's plan is the RA window's idle half second. Each
+kind loads its heavy imports (`ProbeRequest.imports`) on a worker thread before its own deadline
+starts, so the Router Solicitation goes out at once instead of after every kind's imports.
 """
 
 from __future__ import annotations
@@ -29,9 +35,31 @@ from .base import Observation, ProbeContext, ProbeFailed, ProbeRequest, ProbeUna
 RAW_HINT = "needs raw sockets: run as root, or grant CAP_NET_RAW (setcap cap_net_raw+ep on python)"
 
 
+def _preload(modules: tuple[str, ...]) -> None:
+    for module in modules:  # a failed import is the probe's own error, later
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
+
+
 async def _run_kind(
+    kind: type[ProbeRequest[Any]],
+    reqs: list[ProbeRequest[Any]],
+    ctx: ProbeContext,
+    timings: dict[str, float] | None = None,
+) -> dict[ProbeRequest[Any], Observation]:
+    start = time.monotonic()
+    try:
+        return await _run_kind_timed(kind, reqs, ctx)
+    finally:
+        if timings is not None:
+            timings[kind.__name__] = round(time.monotonic() - start, 3)
+
+
+async def _run_kind_timed(
     kind: type[ProbeRequest[Any]], reqs: list[ProbeRequest[Any]], ctx: ProbeContext
 ) -> dict[ProbeRequest[Any], Observation]:
+    if kind.imports:  # before the deadline starts, off the event loop: see the module docstring
+        await asyncio.get_running_loop().run_in_executor(None, _preload, kind.imports)
     try:
         return await asyncio.wait_for(kind.run_batch(reqs, ctx), timeout=ctx.run_timeout)
     except TimeoutError:
@@ -43,8 +71,12 @@ async def _run_kind(
 
 
 async def run_plan_async(
-    requests: Iterable[ProbeRequest[Any]], ctx: ProbeContext
+    requests: Iterable[ProbeRequest[Any]],
+    ctx: ProbeContext,
+    started: threading.Event | None = None,
+    timings: dict[str, float] | None = None,
 ) -> dict[ProbeRequest[Any], Observation]:
+    """`timings` receives each kind's wall time (imports included): which kind the plan waited for."""
     by_kind: dict[type[ProbeRequest[Any]], list[ProbeRequest[Any]]] = {}
     for req in dict.fromkeys(requests):  # de-duplicate, keep order
         by_kind.setdefault(type(req), []).append(req)
@@ -54,11 +86,12 @@ async def run_plan_async(
         if kind.needs_raw and not ctx.has_raw:
             results.update({r: ProbeUnavailable(error=f"{kind.__name__} {RAW_HINT}") for r in reqs})
         else:
-            for module in kind.imports:  # a failed import is the probe's own error, later
-                with contextlib.suppress(Exception):
-                    importlib.import_module(module)
-            runnable.append(_run_kind(kind, reqs, ctx))
-    for part in await asyncio.gather(*runnable):
+            runnable.append(_run_kind(kind, reqs, ctx, timings))
+    gathered = asyncio.gather(*runnable)
+    if started is not None:
+        await asyncio.sleep(0)  # every kind has run to its first wait: its first packets are out
+        started.set()
+    for part in await gathered:
         results.update(part)
     for reqs in by_kind.values():
         for r in reqs:
@@ -114,10 +147,60 @@ class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
 
 
 async def _with_daemon_threads(
-    requests: Iterable[ProbeRequest[Any]], ctx: ProbeContext
+    requests: Iterable[ProbeRequest[Any]],
+    ctx: ProbeContext,
+    started: threading.Event | None,
+    timings: dict[str, float],
 ) -> dict[ProbeRequest[Any], Observation]:
     asyncio.get_running_loop().set_default_executor(DaemonExecutor())
-    return await run_plan_async(requests, ctx)
+    return await run_plan_async(requests, ctx, started, timings)
+
+
+class PlanRun:
+    """A plan running on its own daemon thread; `wait()` gives what `run_plan` returns.
+
+    `started` is set once every kind has sent its first packets (or is loading its imports), the
+    moment from which other work in the process no longer delays a probe's first packet.
+    `timings` holds each finished kind's wall time, for the results' `probe_plan`.
+    """
+
+    def __init__(self, requests: Iterable[ProbeRequest[Any]], ctx: ProbeContext) -> None:
+        self.started = threading.Event()
+        self.timings: dict[str, float] = {}
+        self._requests = list(requests)
+        self._ctx = ctx
+        self._done = threading.Event()
+        self._results: dict[ProbeRequest[Any], Observation] = {}
+        self._error: BaseException | None = None
+        self._start = time.monotonic()
+        self._took = 0.0
+        self._thread = threading.Thread(target=self._run, name="sixcheck-plan", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._results = asyncio.run(
+                _with_daemon_threads(self._requests, self._ctx, self.started, self.timings)
+            )
+        except BaseException as exc:  # handed to the waiting thread, raised there
+            self._error = exc
+        finally:
+            self._took = time.monotonic() - self._start
+            self.started.set()
+            self._done.set()
+
+    def wait(self) -> tuple[dict[ProbeRequest[Any], Observation], float]:
+        """Block until the plan ends. Ctrl-C raises KeyboardInterrupt here at once: the plan's
+        threads are daemons, nothing joins them."""
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._results, self._took
+
+
+def start_plan(requests: Iterable[ProbeRequest[Any]], ctx: ProbeContext) -> PlanRun:
+    """Start the plan in the background; see `PlanRun`."""
+    return PlanRun(requests, ctx)
 
 
 def run_plan(
@@ -126,6 +209,4 @@ def run_plan(
     """Run the plan; returns the observations and the wall time it took.
 
     Ctrl-C raises KeyboardInterrupt here at once, without waiting for probe threads."""
-    start = time.monotonic()
-    results = asyncio.run(_with_daemon_threads(requests, ctx))
-    return results, time.monotonic() - start
+    return start_plan(requests, ctx).wait()
