@@ -8,6 +8,13 @@ against the one before it with the same rules as `--baseline` (only what describ
 one line per meaningful change), and for what fails in the newest run, since which run. Two runs at once (a slow audit overlapping
 the next cron slot) take turns under a lock file, so neither prunes the other's half-written pair
 nor writes a half index.
+
+What the index needs of each run (its counts, the check ids it failed, its change-log cell) is kept
+in `.sixcheck-index.cache` beside the reports, keyed by each JSON file's size and mtime, so a run
+reads and compares only itself against the run before: with `--keep 30` rebuilding the index
+from every JSON (30 parses, 29 comparisons) was the slowest step after a healthy run's probes,
+and with `--keep 0` it grew without bound. The cache is only ever a shortcut: a missing,
+unreadable or stale one is rebuilt from the JSON files.
 """
 
 from __future__ import annotations
@@ -25,12 +32,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from . import baseline as bl
 from .baseline import SCHEMA_PREFIX
 from .report import write_atomic
 
 INDEX = "index.html"
 LOCK = ".sixcheck.lock"
+CACHE = ".sixcheck-index.cache"  # JSON, but not named *.json: scripts glob reports/*.json
 STEM = re.compile(r"^(?P<profile>.+)-(?P<ts>\d{8}T\d{6}Z)(?:-(?P<n>\d+))?$")
 #: An HTML report without its JSON is a run in progress (pytest-html rewrites it after every
 #: check), one that died, or one whose JSON went elsewhere (`--json-file`); it counts as a run,
@@ -94,35 +103,91 @@ def _read(path: Path) -> dict[str, Any] | None:
     return data
 
 
-def scan(report_dir: Path) -> list[Entry]:
-    """Every finished run in the folder, oldest first."""
+Cache = dict[str, dict[str, Any]]  # stem -> what the index needs of that run (see the docstring)
+
+
+def _file_key(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _facts(path: Path, profile: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The index's view of one results document (JSON-serialisable, for the cache)."""
+    prof = data.get("profile") or {}
+    baseline = data.get("baseline") or {}
+    counts = baseline.get("counts") if isinstance(baseline, dict) else None
+    return {
+        "profile": str(prof.get("name") or profile),
+        "started": str(data.get("started", "")),
+        "summary": {k: int(v) for k, v in (data.get("summary") or {}).items()},
+        "exitstatus": data.get("exitstatus"),
+        "regressions": (
+            int(counts.get("regression", 0)) + int(counts.get("new-failure", 0))
+            if isinstance(counts, dict)
+            else None
+        ),
+        "description": str(prof.get("description", "")),
+        # failing checks in run order: id -> area (for "failing since")
+        "failing": {
+            str(c["id"]): str(c.get("area") or "")
+            for c in data.get("checks") or []
+            if isinstance(c, dict) and "id" in c and c.get("outcome") in ("failed", "error")
+        },
+    }
+
+
+def load_cache(report_dir: Path) -> Cache:
+    """The folder's index cache; empty when missing, unreadable or written by another version."""
+    try:
+        data = json.loads((report_dir / CACHE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("sixcheck") != __version__:
+        return {}
+    runs = data.get("runs")
+    return runs if isinstance(runs, dict) else {}
+
+
+def save_cache(report_dir: Path, cache: Cache, entries: list[Entry]) -> None:
+    """Keep what the current runs need; a folder we cannot write only loses the shortcut."""
+    stems = {e.stem for e in entries}
+    doc = {"sixcheck": __version__, "runs": {k: v for k, v in cache.items() if k in stems}}
+    with contextlib.suppress(OSError):
+        write_atomic(report_dir / CACHE, json.dumps(doc, separators=(",", ":")) + "\n")
+
+
+def scan(report_dir: Path, cache: Cache | None = None) -> list[Entry]:
+    """Every finished run in the folder, oldest first. With `cache`, a JSON file unchanged
+    since it was cached is not read again, and what is read is added to the cache."""
+    cache = {} if cache is None else cache
     entries = []
     for path in report_dir.glob("*.json"):
         m = STEM.match(path.stem)
         if not m:
             continue
-        data = _read(path)
-        if data is None:
-            continue
-        prof = data.get("profile") or {}
+        key = _file_key(path)
+        hit = cache.get(path.stem)
+        if key is None or not hit or hit.get("key") != key:
+            data = _read(path)
+            if data is None:
+                cache.pop(path.stem, None)
+                continue
+            hit = cache[path.stem] = {"key": key, **_facts(path, m.group("profile"), data)}
         html_path = path.with_suffix(".html")
-        baseline = data.get("baseline") or {}
-        counts = baseline.get("counts") if isinstance(baseline, dict) else None
         entries.append(
             Entry(
                 stem=path.stem,
-                profile=str(prof.get("name") or m.group("profile")),
-                started=str(data.get("started", "")),
+                profile=hit["profile"],
+                started=hit["started"],
                 json_path=path,
                 html_path=html_path if html_path.exists() else None,
-                summary={k: int(v) for k, v in (data.get("summary") or {}).items()},
-                exitstatus=data.get("exitstatus"),
-                regressions=(
-                    int(counts.get("regression", 0)) + int(counts.get("new-failure", 0))
-                    if isinstance(counts, dict)
-                    else None
-                ),
-                description=str(prof.get("description", "")),
+                summary=hit["summary"],
+                exitstatus=hit["exitstatus"],
+                regressions=hit["regressions"],
+                description=hit["description"],
             )
         )
     entries.sort(key=Entry.sort_key)
@@ -135,7 +200,9 @@ def _stem_key(stem: str) -> tuple[str, str, int]:
     return (m.group("profile"), m.group("ts"), int(m.group("n") or 1))
 
 
-def prune(report_dir: Path, keep: int, now: float | None = None) -> list[Path]:
+def prune(
+    report_dir: Path, keep: int, now: float | None = None, cache: Cache | None = None
+) -> list[Path]:
     """Delete all but the newest `keep` runs of each profile (keep=0: delete nothing).
 
     A run is a stem with its JSON results and/or its HTML report (`--json-file` elsewhere leaves
@@ -147,7 +214,7 @@ def prune(report_dir: Path, keep: int, now: float | None = None) -> list[Path]:
         return []
     now = time.time() if now is None else now
     runs: dict[str, dict[str, Path]] = {}
-    for e in scan(report_dir):
+    for e in scan(report_dir, cache):
         files = runs.setdefault(e.stem, {"json": e.json_path})
         if e.html_path is not None:
             files["html"] = e.html_path
@@ -216,53 +283,64 @@ def _changes_cell(cmp: bl.Comparison | None) -> str:
     return f"<td><details><summary>{e(summary)}</summary><ul>{''.join(lines)}</ul></details></td>"
 
 
-def _since(
-    runs: list[Entry], docs: dict[str, dict[str, Any] | None]
-) -> list[tuple[str, str, Entry]]:
+def _since(runs: list[Entry], failing: dict[str, dict[str, str]]) -> list[tuple[str, str, Entry]]:
     """For each check failing in the newest run (runs oldest first): (check, area, the first run of
-    the unbroken streak of runs in which it failed)."""
+    the unbroken streak of runs in which it failed). `failing`: per run, its failing checks."""
     out: list[tuple[str, str, Entry]] = []
-    newest = docs.get(runs[-1].stem) if runs else None
-    if not newest:
+    if not runs:
         return out
-    for check in newest.get("checks") or []:
-        if check.get("outcome") not in ("failed", "error"):
-            continue
+    for cid, area in failing.get(runs[-1].stem, {}).items():
         since = runs[-1]
         for r in reversed(runs[:-1]):
-            doc = docs.get(r.stem)
-            outcome = next(
-                (
-                    c.get("outcome")
-                    for c in (doc or {}).get("checks") or []
-                    if c.get("id") == check["id"]
-                ),
-                None,
-            )
-            if outcome not in ("failed", "error"):
+            if cid not in failing.get(r.stem, {}):
                 break
             since = r
-        out.append((str(check["id"]), str(check.get("area") or ""), since))
+        out.append((cid, area, since))
     return out
 
 
-def render_index(report_dir: Path, entries: list[Entry], keep: int | None = None) -> str:
+def _change_cells(runs: list[Entry], cache: Cache) -> dict[str, str]:
+    """Each run's "changed since the run before" cell (runs oldest first). A cell is reused while
+    neither run's JSON changed; otherwise both documents are read and compared."""
+    docs: dict[str, dict[str, Any] | None] = {}
+
+    def doc(r: Entry) -> dict[str, Any] | None:
+        if r.stem not in docs:
+            docs[r.stem] = _read(r.json_path)
+        return docs[r.stem]
+
+    cells: dict[str, str] = {}
+    for prev, r in zip([None, *runs[:-1]], runs, strict=True):
+        facts = cache.setdefault(r.stem, {})
+        want = [prev.stem, cache.get(prev.stem, {}).get("key")] if prev else None
+        cached = facts.get("cell")
+        if isinstance(cached, dict) and cached.get("prev") == want and "html" in cached:
+            cells[r.stem] = str(cached["html"])
+            continue
+        before, after = (doc(prev) if prev else None), doc(r)
+        cmp = bl.compare(before, after, prev.stem) if prev and before and after else None
+        cells[r.stem] = _changes_cell(cmp)
+        facts["cell"] = {"prev": want, "html": cells[r.stem]}
+    return cells
+
+
+def render_index(
+    report_dir: Path, entries: list[Entry], keep: int | None = None, cache: Cache | None = None
+) -> str:
     """The index page: per profile what fails now and since when, then the runs newest first with
-    outcome counts, what changed since the run before, and links to both files."""
+    outcome counts, what changed since the run before, and links to both files. `cache` is the
+    one `scan` filled (a fresh one is built when None)."""
     e = html.escape
+    if cache is None:
+        cache = {}
+        scan(report_dir, cache)
     by_profile: dict[str, list[Entry]] = {}
     for entry in entries:
         by_profile.setdefault(entry.profile, []).append(entry)
     sections = []
     for profile in sorted(by_profile):
         oldest_first = by_profile[profile]
-        docs = {r.stem: _read(r.json_path) for r in oldest_first}
-        compared: dict[str, bl.Comparison | None] = {}
-        for prev, r in zip([None, *oldest_first[:-1]], oldest_first, strict=True):
-            before, after = (docs.get(prev.stem) if prev else None), docs.get(r.stem)
-            compared[r.stem] = (
-                bl.compare(before, after, prev.stem) if prev and before and after else None
-            )
+        cells = _change_cells(oldest_first, cache)
         runs = list(reversed(oldest_first))
         rows = []
         for r in runs:
@@ -275,11 +353,13 @@ def render_index(report_dir: Path, entries: list[Entry], keep: int | None = None
                 f"<tr class='{'bad' if failed else 'good'}'><td>{e(_fmt_started(r.started))}</td>"
                 f"<td>{status}</td><td>{s.get('passed', 0)}</td><td>{failed}</td>"
                 f"<td>{s.get('skipped', 0)}</td><td>{reg}</td><td>{e(str(r.exitstatus))}</td>"
-                f"{_changes_cell(compared.get(r.stem))}"
+                f"{cells[r.stem]}"
                 f"<td>{link} · <a href='{e(r.json_path.name)}'>JSON</a></td></tr>"
             )
         desc = runs[0].description.strip().splitlines()[0] if runs[0].description.strip() else ""
-        failing = _since(oldest_first, docs)
+        failing = _since(
+            oldest_first, {r.stem: cache.get(r.stem, {}).get("failing", {}) for r in oldest_first}
+        )
         now = ""
         if failing:
             items = "".join(
@@ -311,9 +391,12 @@ def render_index(report_dir: Path, entries: list[Entry], keep: int | None = None
     )
 
 
-def write_index(report_dir: Path, keep: int | None = None) -> Path:
+def write_index(report_dir: Path, keep: int | None = None, cache: Cache | None = None) -> Path:
     path = report_dir / INDEX
-    write_atomic(path, render_index(report_dir, scan(report_dir), keep))
+    cache = load_cache(report_dir) if cache is None else cache
+    entries = scan(report_dir, cache)
+    write_atomic(path, render_index(report_dir, entries, keep, cache))
+    save_cache(report_dir, cache, entries)
     return path
 
 
@@ -322,8 +405,9 @@ def rotate(report_dir: Path, keep: int) -> tuple[list[Path], Path]:
     if not report_dir.is_dir():
         raise HistoryError(f"{report_dir}: not a folder")
     with locked(report_dir):
-        removed = prune(report_dir, keep)
-        return removed, write_index(report_dir, keep)
+        cache = load_cache(report_dir)
+        removed = prune(report_dir, keep, cache=cache)
+        return removed, write_index(report_dir, keep, cache)
 
 
 def latest(report_dir: Path, profile: str, exclude: tuple[Path, ...] = ()) -> Path | None:
@@ -331,5 +415,6 @@ def latest(report_dir: Path, profile: str, exclude: tuple[Path, ...] = ()) -> Pa
     scheduled audit), or None."""
     if not report_dir.is_dir():
         return None
-    runs = [e for e in scan(report_dir) if e.profile == profile and e.json_path not in exclude]
+    entries = scan(report_dir, load_cache(report_dir))
+    runs = [e for e in entries if e.profile == profile and e.json_path not in exclude]
     return runs[-1].json_path if runs else None

@@ -276,3 +276,36 @@ def test_scheduled_audit_of_the_lab_rotates_reports(tmp_path: Path) -> None:
     assert page.index("FAILED") < page.index(">ok<")  # newest first, and it failed
     assert "sixcheck_check_passed" in prom.read_text()
     assert 'sixcheck_baseline_changes{profile="lab-out",change="regression"}' in prom.read_text()
+
+
+def test_index_cache_reads_only_the_new_run_and_never_changes_the_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run rebuilds the index from the cache plus its own JSON and its predecessor's; the page
+    is the one a rebuild from every JSON gives, also after a JSON changed under the cache."""
+    for day, (rcode, port) in enumerate([("NOERROR", 1), ("NOERROR", 2), ("REFUSED", 3)], 1):
+        _audit(tmp_path, f"2025010{day}T000000Z", rcode, port)
+    history.write_index(tmp_path)
+    assert (tmp_path / history.CACHE).exists()
+    _audit(tmp_path, "20250104T000000Z", "NOERROR", 4)  # fixed again
+    read: list[str] = []
+    real_read = history._read
+
+    def counting(path: Path) -> dict[str, object] | None:
+        read.append(path.stem)
+        return real_read(path)
+
+    monkeypatch.setattr(history, "_read", counting)
+    cached = history.write_index(tmp_path).read_text()
+    assert set(read) == {"gw-20250103T000000Z", "gw-20250104T000000Z"}
+    (tmp_path / history.CACHE).unlink()
+    rebuilt = history.write_index(tmp_path).read_text()
+    strip = re.compile(r"Updated [^.]*\.")
+    assert strip.sub("", cached) == strip.sub("", rebuilt)
+    assert "1 fixed" in cached.split("<tr class=")[1]
+    # a JSON rewritten under the cache (same name, other content) is read again
+    _audit(tmp_path, "20250104T000000Z", "SERVFAIL", 4)
+    os.utime(tmp_path / "gw-20250104T000000Z.json", ns=(1, 1))
+    page = history.write_index(tmp_path).read_text()
+    assert "rcode REFUSED → SERVFAIL" in page
+    assert "failing since 2025-01-03" in page
