@@ -28,7 +28,7 @@ from .probes.base import (
     ProbeUnavailable,
     has_raw_sockets,
 )
-from .probes.plan import run_plan, start_plan
+from .probes.plan import StagedPlan, run_plan
 from .report import INTERRUPTED_NOTE, Results, evidence_html, message_of, render_evidence
 from .schema import LoadedProfile, ProfileError, list_profiles, load
 from .secrets import known as secrets_known
@@ -42,6 +42,7 @@ SUITE_PROPERTY_KEY = pytest.StashKey[Callable[[str, object], None]]()
 NA_MARK = "sixcheck_na"
 CHECKS_DIR = locate.checks_dir()
 TALLY_KEY = pytest.StashKey[emptyrun.Tally]()
+STAGED_KEY = pytest.StashKey[StagedPlan]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -173,6 +174,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except ProfileError as exc:
         raise pytest.UsageError(f"bad profile:\n{exc}") from None
     config.stash[PROFILE_KEY] = loaded
+    config.stash[STAGED_KEY] = StagedPlan(_context(loaded))
     if config.args_source != pytest.Config.ArgsSource.ARGS and CHECKS_DIR.is_dir():
         # `pytest --profile X` from anywhere runs sixcheck's checks, never the folder it stands in
         config.args = [str(CHECKS_DIR)]
@@ -295,6 +297,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if dupes:
         raise pytest.UsageError(f"{metafunc.function.__name__}: duplicate targets {sorted(dupes)}")
     metafunc.parametrize("target", found, ids=ids)
+    staged = metafunc.config.stash.get(STAGED_KEY, None)
+    if staged is not None and _may_start_early(metafunc.config):
+        staged.start_early(req for t in found for req in t.probes())
+
+
+def _may_start_early(config: pytest.Config) -> bool:
+    """Windows start while pytest collects only when no option can drop their checks later
+    (a deselected check's RS would be a packet the run did not need)."""
+    drops = ("collectonly", "keyword", "markexpr", "deselect", "lf", "setuponly", "setupplan")
+    return not any(config.getoption(name, None) for name in drops)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -386,8 +398,9 @@ def _sixcheck_observations(
     """Every probe of the run, run once, together, under one deadline."""
     plan = pytestconfig.stash.get(PLAN_KEY, [])
     results = pytestconfig.stash.get(RESULTS_KEY, None)
+    staged = pytestconfig.stash.get(STAGED_KEY, None) or StagedPlan(_context(sixcheck_profile))
     try:
-        running = start_plan(plan, _context(sixcheck_profile))
+        running = staged.start(plan)
         if results is not None:
             # what the end of the run needs, done while the probes wait for their answers (on a
             # healthy site the RA window's idle half second): the vantage read and late imports

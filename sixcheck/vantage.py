@@ -23,9 +23,9 @@ def read_vantage() -> Vantage:
     """Read the vantage via netlink; never fails (an error is recorded instead)."""
     uname = os.uname()
     try:
-        from pyroute2 import IPRoute
+        from .probes.netlink import ip_route
 
-        with IPRoute() as ipr:
+        with ip_route() as ipr:
             names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
             addrs: dict[str, list[str]] = {n: [] for n in names.values()}
             for a in ipr.get_addr(family=socket.AF_INET6):

@@ -156,6 +156,9 @@ class ProbeRequest(Generic[O]):
 
     needs_raw: ClassVar[bool] = False
     imports: ClassVar[tuple[str, ...]] = ()
+    #: the kind's time is mostly a listening window (RA, DHCPv6): it starts first, and may start
+    #: while pytest is still collecting (`plan.StagedPlan`), so other work overlaps the wait
+    opens_window: ClassVar[bool] = False
 
     @classmethod
     async def run_batch(

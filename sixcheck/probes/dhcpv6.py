@@ -587,6 +587,7 @@ class Dhcpv6Exchange(ProbeRequest[Dhcpv6Observation]):
     servers: tuple[tuple[str | None, str | None], ...] = ()
     whole_window: bool = False
     needs_raw = True
+    opens_window = True
 
     @classmethod
     async def run_batch(

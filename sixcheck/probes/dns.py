@@ -392,12 +392,14 @@ def _address_owners() -> dict[str, str]:
 
     Best effort: a node without pyroute2 or netlink access still queries, without the name."""
     try:
-        from pyroute2 import IPRoute
-    except ImportError:
+        from .netlink import ip_route
+
+        ipr_socket = ip_route()
+    except Exception:  # no pyroute2, or no netlink here
         return {}
     out: dict[str, str] = {}
     try:
-        with IPRoute() as ipr:
+        with ipr_socket as ipr:
             names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
             for a in ipr.get_addr():
                 addr = a.get_attr("IFA_ADDRESS")

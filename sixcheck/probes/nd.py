@@ -288,6 +288,7 @@ class RouterAdverts(ProbeRequest[RaObservation]):
     interface: str
     expect: tuple[tuple[str | None, str | None], ...] = ()
     needs_raw = True
+    opens_window = True
 
     @classmethod
     async def run_batch(

@@ -82,7 +82,8 @@ async def run_plan_async(
         by_kind.setdefault(type(req), []).append(req)
     results: dict[ProbeRequest[Any], Observation] = {}
     runnable = []
-    for kind, reqs in by_kind.items():
+    # windows first: their threads start before the others', so their first packet goes out first
+    for kind, reqs in sorted(by_kind.items(), key=lambda kr: not kr[0].opens_window):
         if kind.needs_raw and not ctx.has_raw:
             results.update({r: ProbeUnavailable(error=f"{kind.__name__} {RAW_HINT}") for r in reqs})
         else:
@@ -174,6 +175,7 @@ class PlanRun:
         self._error: BaseException | None = None
         self._start = time.monotonic()
         self._took = 0.0
+        self.ended = 0.0  # time.monotonic() when the plan ended
         self._thread = threading.Thread(target=self._run, name="sixcheck-plan", daemon=True)
         self._thread.start()
 
@@ -185,7 +187,8 @@ class PlanRun:
         except BaseException as exc:  # handed to the waiting thread, raised there
             self._error = exc
         finally:
-            self._took = time.monotonic() - self._start
+            self.ended = time.monotonic()
+            self._took = self.ended - self._start
             self.started.set()
             self._done.set()
 
@@ -196,6 +199,65 @@ class PlanRun:
         if self._error is not None:
             raise self._error
         return self._results, self._took
+
+
+class StagedPlan:
+    """A run's plan started in two stages: listening windows while pytest collects, the rest when
+    the first check needs it.
+
+    On a healthy site a run's plan is mostly the RA and DHCPv6 windows (half a second each after
+    the first packet, RFC 4861's MAX_RA_DELAY_TIME, RFC 8415's answer delay). Started from the
+    collection of the check that asks for them, the windows overlap the rest of the collection.
+    Each request still runs once: `start` leaves out what `start_early` started.
+    """
+
+    def __init__(self, ctx: ProbeContext) -> None:
+        self.ctx = ctx
+        self._early: list[PlanRun] = []
+        self._started: set[ProbeRequest[Any]] = set()
+        self._t0: float | None = None
+
+    def start_early(self, requests: Iterable[ProbeRequest[Any]]) -> None:
+        """Start the window kinds among `requests` that are not running yet."""
+        new = [r for r in dict.fromkeys(requests) if r.opens_window and r not in self._started]
+        if not new:
+            return
+        if self._t0 is None:
+            self._t0 = time.monotonic()
+        self._started.update(new)
+        self._early.append(PlanRun(new, self.ctx))
+
+    def start(self, requests: Iterable[ProbeRequest[Any]]) -> _StagedRun:
+        """Start everything else; the handle waits for both stages."""
+        wanted = list(dict.fromkeys(requests))
+        t0 = self._t0 if self._t0 is not None else time.monotonic()
+        rest = PlanRun([r for r in wanted if r not in self._started], self.ctx)
+        return _StagedRun(rest, self._early, wanted, t0)
+
+
+class _StagedRun:
+    """The handle `StagedPlan.start` returns: `started`, `timings` and `wait()` as a PlanRun's."""
+
+    def __init__(
+        self, rest: PlanRun, early: list[PlanRun], wanted: list[ProbeRequest[Any]], t0: float
+    ) -> None:
+        self.started = rest.started
+        self.timings: dict[str, float] = {}
+        self._runs = [*early, rest]
+        self._wanted = wanted
+        self._t0 = t0
+
+    def wait(self) -> tuple[dict[ProbeRequest[Any], Observation], float]:
+        merged: dict[ProbeRequest[Any], Observation] = {}
+        ended = self._t0
+        for run in self._runs:
+            results, _ = run.wait()
+            ended = max(ended, run.ended)
+            merged.update(results)
+            for kind, took in run.timings.items():
+                self.timings[kind] = max(took, self.timings.get(kind, 0.0))
+        # an early window whose check was deselected afterwards is not part of this run's results
+        return {r: merged[r] for r in self._wanted if r in merged}, ended - self._t0
 
 
 def start_plan(requests: Iterable[ProbeRequest[Any]], ctx: ProbeContext) -> PlanRun:
