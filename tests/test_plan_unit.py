@@ -1,0 +1,152 @@
+"""The probe plan's stages: windows started during collection run once, and the rest joins them.
+
+Fake probe kinds (no network): each records how often it ran, so a request started early and asked
+for again by the plan shows up twice if the stages do not share it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pytest
+
+from conftest import needs_root
+from sixcheck.lab import netns
+from sixcheck.probes.base import Observation, ProbeContext, ProbeRequest
+from sixcheck.probes.plan import StagedPlan, start_plan
+
+CTX = ProbeContext(probe_timeout=1.0, ra_listen=1.0, run_timeout=5.0, has_raw=True)
+RAN: list[str] = []
+LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Seen(Observation):
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Window(ProbeRequest[Seen]):
+    name: str
+    opens_window: ClassVar[bool] = True
+
+    @classmethod
+    async def run_batch(
+        cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
+    ) -> dict[ProbeRequest[Any], Observation]:
+        with LOCK:
+            RAN.extend(f"window:{r.name}" for r in requests if isinstance(r, Window))
+        return {r: Seen(name=getattr(r, "name", "")) for r in requests}
+
+
+@dataclass(frozen=True)
+class Quick(ProbeRequest[Seen]):
+    name: str
+
+    @classmethod
+    async def run_batch(
+        cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
+    ) -> dict[ProbeRequest[Any], Observation]:
+        with LOCK:
+            RAN.extend(f"quick:{r.name}" for r in requests if isinstance(r, Quick))
+        return {r: Seen(name=getattr(r, "name", "")) for r in requests}
+
+
+@pytest.fixture(autouse=True)
+def _clear() -> None:
+    RAN.clear()
+
+
+def test_a_window_started_early_runs_once_and_the_rest_joins_it() -> None:
+    staged = StagedPlan(CTX)
+    staged.start_early([Window("eth0"), Quick("dns")])  # only the window starts now
+    staged.start_early([Window("eth0")])  # a second check asking the same: not again
+    running = staged.start([Window("eth0"), Quick("dns"), Window("eth1")])
+    running.started.wait(5)
+    results, took = running.wait()
+    assert sorted(RAN) == ["quick:dns", "window:eth0", "window:eth1"]
+    assert {getattr(o, "name", None) for o in results.values()} == {"eth0", "eth1", "dns"}
+    assert took >= 0
+    assert set(running.timings) == {"Window", "Quick"}
+
+
+def test_an_early_window_whose_check_was_dropped_is_not_in_the_results() -> None:
+    staged = StagedPlan(CTX)
+    staged.start_early([Window("eth0")])
+    results, _ = staged.start([Quick("dns")]).wait()
+    assert list(results) == [Quick("dns")]
+
+
+def test_a_plan_on_its_own_thread_reports_when_its_kinds_have_started() -> None:
+    running = start_plan([Quick("a"), Window("b")], CTX)
+    assert running.started.wait(5)
+    results, _ = running.wait()
+    assert len(results) == 2
+    assert sorted(RAN) == ["quick:a", "window:b"]
+
+
+def test_ip_route_leaves_the_rest_of_pyroute2_unloaded_until_asked() -> None:
+    """IPRoute without the package __init__ (which loads all of pyroute2); the first use of a
+    top-level name elsewhere in the process still gets the whole package."""
+    code = (
+        "import sys\n"
+        "from sixcheck.probes.netlink import _ip_route_class\n"
+        "cls = _ip_route_class()\n"
+        "print(cls.__name__, 'pyroute2.ndb.main' in sys.modules)\n"
+        "import pyroute2\n"
+        "from pyroute2 import NDB\n"
+        "print(bool(pyroute2.__version__), NDB.__name__, 'pyroute2.ndb.main' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["IPRoute", "False", "True", "NDB", "True"]
+
+
+@needs_root
+def test_sending_link_reads_what_netlink_reads() -> None:
+    """The RS and the DHCPv6 Solicit read their interface by ioctl and /proc (no pyroute2 before
+    the first packet): the same MAC, up flag and usable link-local as netlink gives."""
+    with netns.temp_netns("sxsl") as ns:
+        subprocess.run(
+            [
+                "ip",
+                "-n",
+                ns,
+                "link",
+                "add",
+                "v0",
+                "address",
+                "02:00:00:00:5e:01",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "v1",
+            ],
+            check=True,
+        )
+        subprocess.run(["ip", "-n", ns, "link", "set", "v1", "up"], check=True)
+        subprocess.run(["ip", "-n", ns, "link", "set", "v0", "up"], check=True)
+        code = (
+            "from sixcheck.probes import ndwire\n"
+            "from sixcheck.probes.netlink import Netlink\n"
+            "import time\n"
+            "for _ in range(50):\n"
+            "    s = ndwire.sending_link('v0')\n"
+            "    if s and s.link_local: break\n"
+            "    time.sleep(0.1)\n"
+            "with Netlink() as nl:\n"
+            "    link = nl.link('v0')\n"
+            "    print(s.mac == link.mac, s.up == link.up, s.link_local == nl.link_local('v0'))\n"
+            "    print(s.link_local, ndwire.sending_link('nope'), ndwire.sending_link('lo').mac)\n"
+        )
+        out = netns.run(ns, [sys.executable, "-c", code])
+    assert out.returncode == 0, out.stderr
+    first, second = out.stdout.splitlines()
+    assert first.split() == ["True", "True", "True"]
+    assert second.startswith("fe80::")
+    assert second.endswith("None None")
