@@ -121,8 +121,9 @@ class Echo(ProbeRequest[EchoResult]):
         if not reqs:
             return {}
         rate = min(r.rate for r in reqs)
-        sem = asyncio.Semaphore(min(r.concurrency for r in reqs))
-        pace = sockio.pacer(rate)
+        inflight = min(r.concurrency for r in reqs)
+        sem = asyncio.Semaphore(inflight)
+        pace = sockio.pacer(rate, inflight)
 
         async def one(r: Echo) -> Observation:
             async with sem:

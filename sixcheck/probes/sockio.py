@@ -9,9 +9,10 @@ socket, so the TCP and UDP audits work unprivileged; only ICMP echo may need CAP
 the kernel's unprivileged ping sockets are not allowed for this group, see `ping_group_range`).
 
 Why a pacer: an audit of many hosts x ports must be safe to point at production. Every packet a
-probe sends first takes a token from one bucket per run (rate and burst from the profile), and
-the number of sockets in flight is bounded separately, so neither the network nor this host's
-file descriptors are flooded, while a whole audit still goes out as one wave.
+probe sends first takes a token from one bucket per run (the profile's rate; a burst of a quarter
+second of it, at most `concurrency`), and the number of sockets in flight is bounded separately,
+so neither the network nor this host's file descriptors are flooded, while a whole audit of a few
+hundred targets still goes out as one wave.
 """
 
 from __future__ import annotations
@@ -281,19 +282,41 @@ async def wait_adaptive(
 
 
 class Pacer:
-    """Token bucket: `rate` packets per second, bursts of up to `burst`.
+    """Token bucket shared by every probe kind of a run: the profile's `rate` as a hard bound.
 
-    One per event loop and rate, shared by every probe kind of the run, so the profile's rate
-    bounds the whole run, not each kind separately.
+    What `rate` guarantees: in any window of t seconds the run starts at most
+    `burst + rate * t` probe attempts, where `burst = min(concurrency, rate // 4)`, at least 1
+    (so at most `max(1, rate / 4) + rate * t`). An attempt is one packet handed to the kernel
+    (a TCP SYN, a UDP datagram, an echo request); not counted are what the kernel adds to an
+    attempt on its own: the handshake's ACK and closing RST of an open port, and the SYN it
+    retransmits after 1 s while a connect still waits (a `timeouts.probe` above 1 s).
+
+    Why a quarter second of tokens: an audit of a few hundred targets (the usual profile) then
+    goes out as one wave, as fast as `nmap -T4`, instead of being stretched to `len / rate`
+    seconds when every target answers at once; a large audit still settles at `rate`. Why
+    capped by `concurrency`: a profile that lowers it to go gently gets no larger first wave.
+    The bucket starts full. One per event loop and rate (see `pacer`), so the bound holds for
+    the whole run, not for each probe kind separately.
     """
 
-    def __init__(self, rate: float, burst: int | None = None) -> None:
+    def __init__(
+        self, rate: float, burst: int | None = None, concurrency: int | None = None
+    ) -> None:
         self.rate = float(rate)
-        self.burst = float(burst if burst is not None else max(1, int(rate // 20)))
+        if burst is None:
+            burst = int(rate // 4)
+            if concurrency is not None:
+                burst = min(burst, concurrency)
+        self.burst = float(max(1, burst))
         self.tokens = self.burst
         self.stamp = time.monotonic()
         self.lock = asyncio.Lock()
         self.sent = 0
+
+    def cap(self, concurrency: int) -> None:
+        """Lower the burst to `concurrency` when a probe kind of the run asks for fewer in flight."""
+        self.burst = min(self.burst, float(max(1, concurrency)))
+        self.tokens = min(self.tokens, self.burst)
 
     async def take(self) -> None:
         """Wait for one token (one packet)."""
@@ -314,12 +337,15 @@ _PACERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, Pacer]
 )
 
 
-def pacer(rate: float) -> Pacer:
-    """The run's pacer for `rate` (one per event loop, so separate runs never share tokens)."""
+def pacer(rate: float, concurrency: int | None = None) -> Pacer:
+    """The run's pacer for `rate` (one per event loop, so separate runs never share tokens),
+    its burst capped by the smallest `concurrency` any probe kind of the run asked for."""
     loop = asyncio.get_running_loop()
     per_loop = _PACERS.setdefault(loop, {})
     if rate not in per_loop:
-        per_loop[rate] = Pacer(rate)
+        per_loop[rate] = Pacer(rate, concurrency=concurrency)
+    elif concurrency is not None:
+        per_loop[rate].cap(concurrency)
     return per_loop[rate]
 
 

@@ -159,8 +159,9 @@ async def run_paced(
     observation's source address belongs to."""
     if not reqs:
         return {}
-    pace = sockio.pacer(min(r.rate for r in reqs))
-    sem = asyncio.Semaphore(min(r.concurrency for r in reqs))
+    inflight = min(r.concurrency for r in reqs)
+    pace = sockio.pacer(min(r.rate for r in reqs), inflight)
+    sem = asyncio.Semaphore(inflight)
     est = sockio.RttEstimator(timeout)
 
     async def one(r: R) -> PortResult:
