@@ -139,3 +139,49 @@ def test_an_idle_run_saves_up_no_more_than_one_burst(clock: FakeClock) -> None:
     first, second, third = asyncio.run(main())
     assert (first, second) == (0, 0)
     assert third >= 1  # the 251st after the pause waits: the pause banked one burst, no more
+
+
+@pytest.mark.parametrize(("rate", "concurrency"), [(1000, 256), (1000, 10), (100, 256)])
+def test_retries_keep_within_half_a_linux_icmp_error_budget(
+    clock: FakeClock, rate: int, concurrency: int
+) -> None:
+    """Retries interleaved with first attempts: both bounds hold for every window."""
+    pace = sockio.Pacer(rate, concurrency=concurrency)
+    firsts: list[float] = []
+    retries: list[float] = []
+
+    async def taker(retry: bool, n: int) -> None:
+        for _ in range(n):
+            await pace.take(retry=retry)
+            (retries if retry else firsts).append(clock.now)
+
+    async def main() -> None:
+        await asyncio.gather(*(taker(i % 2 == 0, 40) for i in range(12)))
+
+    asyncio.run(main())
+    retry_burst = min(pace.burst, 25)
+    retry_rate = min(rate, 500)
+    assert pace.retry_burst == retry_burst
+    slack = 1e-9 * rate
+    for stamps, burst, per_s in (
+        (sorted(firsts + retries), pace.burst, rate),
+        (sorted(retries), retry_burst, retry_rate),
+    ):
+        for i, j in itertools.combinations(range(len(stamps)), 2):
+            assert j - i + 1 <= burst + per_s * (stamps[j] - stamps[i]) + slack, (i, j)
+
+
+def test_first_attempts_do_not_wait_for_the_retries_bucket(clock: FakeClock) -> None:
+    pace = sockio.Pacer(1000, concurrency=256)
+
+    async def main() -> None:
+        for _ in range(25):
+            await pace.take(retry=True)  # empties the retries' bucket, not the run's
+        for _ in range(225):
+            await pace.take()
+
+    asyncio.run(main())
+    assert clock.sleeps == 0
+    assert pace.sent == 250
+    asyncio.run(pace.take(retry=True))
+    assert clock.slept >= 0.001  # the 26th retry waits (for both buckets)

@@ -255,7 +255,7 @@ async def echo(
             attempt += 1
             seq = attempt
             if pace is not None:
-                await pace.take()
+                await pace.take(retry=attempt > 1)
             t0 = time.monotonic()
             try:
                 sock.send(_echo_packet(family, ident, seq, payload, kind == "raw"))

@@ -290,14 +290,29 @@ class Pacer:
     (a TCP SYN, a UDP datagram, an echo request); not counted are what the kernel adds to an
     attempt on its own: the handshake's ACK and closing RST of an open port, and the SYN it
     retransmits after 1 s while a connect still waits (a `timeouts.probe` above 1 s).
+    Retries after silence while other targets of the run answered (the TCP and UDP probes pass
+    `take(retry=True)` then; echo, which learns no round trips, for each retry) are in that
+    count and, besides, at most `min(burst, 25) + min(rate, 500) * t`.
 
     Why a quarter second of tokens: an audit of a few hundred targets (the usual profile) then
     goes out as one wave, as fast as `nmap -T4`, instead of being stretched to `len / rate`
     seconds when every target answers at once; a large audit still settles at `rate`. Why
     capped by `concurrency`: a profile that lowers it to go gently gets no larger first wave.
-    The bucket starts full. One per event loop and rate (see `pacer`), so the bound holds for
-    the whole run, not for each probe kind separately.
+
+    Why such retries go gentler: a Linux node sends at most 50 ICMP errors at once, then 1000 a
+    second, for all destinations together (`net.ipv4.icmp_msgs_burst`, `icmp_msgs_per_sec`,
+    IPv6 included), so a firewall that rejects a whole wave answers part of it with silence.
+    The retry is what tells those lost answers from a drop, so it asks within half that budget
+    (the limiter refills in steps and recent kernels charge an error a random 0-2 credits: at
+    the full budget, retries measured still lost some answers). When nothing answered at all,
+    no limiter is at work and retries go at the run's rate, so an all-dropped audit does not
+    pay for it. The buckets start full. One per event loop and rate (see `pacer`), so the
+    bound holds for the whole run, not for each probe kind separately.
     """
+
+    #: Half a Linux node's default ICMP error budget (see above): the retries' bucket.
+    RETRY_BURST = 25
+    RETRY_RATE = 500
 
     def __init__(
         self, rate: float, burst: int | None = None, concurrency: int | None = None
@@ -309,6 +324,9 @@ class Pacer:
                 burst = min(burst, concurrency)
         self.burst = float(max(1, burst))
         self.tokens = self.burst
+        self.retry_rate = min(self.rate, float(self.RETRY_RATE))
+        self.retry_burst = min(self.burst, float(self.RETRY_BURST))
+        self.retry_tokens = self.retry_burst
         self.stamp = time.monotonic()
         self.lock = asyncio.Lock()
         self.sent = 0
@@ -317,19 +335,34 @@ class Pacer:
         """Lower the burst to `concurrency` when a probe kind of the run asks for fewer in flight."""
         self.burst = min(self.burst, float(max(1, concurrency)))
         self.tokens = min(self.tokens, self.burst)
+        self.retry_burst = min(self.retry_burst, self.burst)
+        self.retry_tokens = min(self.retry_tokens, self.retry_burst)
 
-    async def take(self) -> None:
-        """Wait for one token (one packet)."""
+    async def take(self, *, retry: bool = False) -> None:
+        """Wait for one token (one packet); a `retry` also waits for one of the retries' bucket.
+
+        Both buckets are looked at under one lock at the same instant, so neither bound can be
+        overrun by a taker that got one token and then waited for the other.
+        """
         async with self.lock:
             while True:
                 now = time.monotonic()
-                self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+                elapsed = now - self.stamp
+                self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
+                self.retry_tokens = min(
+                    self.retry_burst, self.retry_tokens + elapsed * self.retry_rate
+                )
                 self.stamp = now
-                if self.tokens >= 1:
+                if self.tokens >= 1 and (not retry or self.retry_tokens >= 1):
                     self.tokens -= 1
+                    if retry:
+                        self.retry_tokens -= 1
                     self.sent += 1
                     return
-                await asyncio.sleep((1 - self.tokens) / self.rate)
+                wait = max(0.0, (1 - self.tokens) / self.rate)
+                if retry:
+                    wait = max(wait, (1 - self.retry_tokens) / self.retry_rate)
+                await asyncio.sleep(wait)
 
 
 _PACERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, Pacer]] = (

@@ -245,7 +245,9 @@ async def tcp_connect(
     while attempt < max(1, tries):
         attempt += 1
         if pace is not None:
-            await pace.take()
+            # a retry while other targets answered may re-ask for an answer lost to the
+            # responder's ICMP limit: it goes gently (see sockio.Pacer)
+            await pace.take(retry=attempt > 1 and (est is None or est.samples > 0))
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setblocking(False)

@@ -99,7 +99,9 @@ async def udp_probe(
         while attempt < max(1, tries):
             attempt += 1
             if pace is not None:
-                await pace.take()
+                # a retry while other targets answered may re-ask for an answer lost to the
+                # responder's ICMP limit: it goes gently (see sockio.Pacer)
+                await pace.take(retry=attempt > 1 and (est is None or est.samples > 0))
             t0 = time.monotonic()
             try:
                 sock.send(payload)
