@@ -16,11 +16,13 @@ keeps Linux's default, under which most of 192 rejects sent within milliseconds 
 (for both tools: a real effect worth knowing when auditing a rejecting firewall quickly).
 
 sixcheck is run through its probe API, the same `run_plan` the pytest plugin runs (TcpConnect
-requests with the profile defaults: rate 1000/s, 256 in flight, one retry for silence; the first
+requests with the profile defaults: rate 1000/s in bursts of up to 250, 256 in flight, one retry
+for silence, paced at 25 at once and 500/s while other targets answered; the first
 attempt adapts to the round trips of the targets that answered, the retry waits the whole timeout),
 inside the scan namespace with a 1 s probe timeout. nmap runs in the same namespace on the same targets, in
 the same run, with its default timing (-T3) and with -T4. Each is run `--runs` times; the table
-shows the median wall time, min-max and the ratio to sixcheck's median.
+shows the median wall time, min-max and the ratio to sixcheck's median; sixcheck's result column
+includes `rtr_limited`, the ICMP errors the router's global ICMP limit swallowed in its last run.
 
     sudo python benchmarks/audit_vs_nmap.py [--runs 3] [--scenarios drop reject mixed closed] [--no-t3]
 """
@@ -165,6 +167,16 @@ def firewall(rtr: str, scenario: str) -> None:
     netns.run(rtr, ["ip6tables-restore", "-w"], input="\n".join(rules) + "\n", check=True)
 
 
+def icmp_limited(rtr: str) -> int:
+    """ICMP errors the router did not send for its global limit so far (absolute counter)."""
+    proc = netns.run(rtr, ["nstat", "-asz", "IcmpOutRateLimitGlobal"], check=True)
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "IcmpOutRateLimitGlobal":
+            return int(parts[1])
+    return 0
+
+
 def run_sixcheck(scan: str, rate: int = 1000) -> tuple[float, dict[str, int]]:
     arg = json.dumps([HOSTS, list(PORTS), TIMEOUT, rate])
     proc = netns.run(scan, [sys.executable, "-c", RUNNER, arg], check=True, timeout=120)
@@ -248,8 +260,11 @@ def main() -> int:
             # SYN timeout), which would penalise whichever tool happened to go first
             run_sixcheck(ns["scan"], args.rate)
             for _ in range(args.runs):
+                before = icmp_limited(ns["rtr"])
                 secs, states = run_sixcheck(ns["scan"], args.rate)
                 tools["sixcheck"].append(secs)
+                # ICMP errors the router's global limit swallowed during this run
+                states["rtr_limited"] = icmp_limited(ns["rtr"]) - before
                 notes["sixcheck"] = " ".join(f"{k}={v}" for k, v in sorted(states.items()))
                 for t in timings:
                     secs, summary = run_nmap(ns["scan"], t, hostfile)

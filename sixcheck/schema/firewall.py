@@ -97,7 +97,8 @@ class FirewallArea(Strict):
     `inbound_deny`, `inbound_allow` and `echo` are claims seen from outside the site (run them
     from a vantage outside, `node.role: outside`); `outbound_allow` from inside (a LAN host).
     `rate` (packets per second, every probe of the run together) and `concurrency` (probes in
-    flight) bound the audit.
+    flight) bound the audit: in any t seconds at most `min(concurrency, rate / 4) + rate * t`
+    probe packets (at least one at once; `sixcheck.probes.sockio.Pacer` says what counts).
     """
 
     rate: Rate = 1000
