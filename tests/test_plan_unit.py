@@ -6,9 +6,12 @@ for again by the plan shows up twice if the stages do not share it.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -150,3 +153,42 @@ def test_sending_link_reads_what_netlink_reads() -> None:
     assert first.split() == ["True", "True", "True"]
     assert second.startswith("fe80::")
     assert second.endswith("None None")
+
+
+@dataclass(frozen=True)
+class Busy(ProbeRequest[Seen]):
+    """A window kind that keeps `n` probe threads busy for a moment."""
+
+    name: str
+    n: int = 8
+    opens_window: ClassVar[bool] = True
+
+    @classmethod
+    async def run_batch(
+        cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
+    ) -> dict[ProbeRequest[Any], Observation]:
+        loop = asyncio.get_running_loop()
+        n = max(getattr(r, "n", 1) for r in requests)
+        await asyncio.gather(*(loop.run_in_executor(None, time.sleep, 0.1) for _ in range(n)))
+        return {r: Seen(name=getattr(r, "name", "")) for r in requests}
+
+
+def test_the_stages_share_one_pool_of_probe_threads() -> None:
+    """Three stages at once never run more probe threads than one plan may (more threads running
+    Python starve the event loops of the GIL), and the pool's workers end with the run."""
+    before = {t.ident for t in threading.enumerate()}
+    staged = StagedPlan(CTX)
+    staged.start_early([Busy("a")])
+    staged.start_early([Busy("b")])
+    running = staged.start([Busy("a"), Busy("b"), Busy("c")])
+    time.sleep(0.05)
+    probe_threads = [
+        t for t in threading.enumerate() if t.name == "sixcheck-probe" and t.ident not in before
+    ]
+    results, _ = running.wait()
+    assert len(results) == 3
+    assert 0 < len(probe_threads) <= min(32, (os.cpu_count() or 1) + 4)
+    deadline = time.monotonic() + 5
+    while any(t.is_alive() for t in probe_threads) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not any(t.is_alive() for t in probe_threads)

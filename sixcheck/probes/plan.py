@@ -107,6 +107,10 @@ class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
     Python at once (pyroute2, dnspython imports) starve the event loop of the GIL, and the
     loop's own deadlines (a DNS query's 1.5 s) then expire while it waits. (A ThreadPoolExecutor
     subclass only because asyncio accepts nothing else as its default executor.)
+
+    One pool may serve several event loops (a staged plan's stages): each loop `use()`s it and
+    its `shutdown` (asyncio calls it when the loop closes) only ends the workers after the last
+    user's, so the stages together never run more threads than one plan would.
     """
 
     def __init__(self) -> None:
@@ -115,6 +119,13 @@ class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
         self._idle = threading.Semaphore(0)
         self._count = 0
         self._limit = min(32, (os.cpu_count() or 1) + 4)
+        self._users = 0
+        self._users_lock = threading.Lock()
+
+    def use(self) -> DaemonExecutor:
+        with self._users_lock:
+            self._users += 1
+        return self
 
     def submit(
         self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
@@ -142,7 +153,11 @@ class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Nothing to wait for: a probe thread ends at its own deadline or with the process;
-        idle workers are told to end."""
+        idle workers are told to end once the pool's last user is done with it."""
+        with self._users_lock:
+            self._users -= 1
+            if self._users > 0:
+                return
         for _ in range(self._count):
             self._work.put(None)
 
@@ -152,8 +167,9 @@ async def _with_daemon_threads(
     ctx: ProbeContext,
     started: threading.Event | None,
     timings: dict[str, float],
+    pool: DaemonExecutor,
 ) -> dict[ProbeRequest[Any], Observation]:
-    asyncio.get_running_loop().set_default_executor(DaemonExecutor())
+    asyncio.get_running_loop().set_default_executor(pool.use())
     return await run_plan_async(requests, ctx, started, timings)
 
 
@@ -165,7 +181,13 @@ class PlanRun:
     `timings` holds each finished kind's wall time, for the results' `probe_plan`.
     """
 
-    def __init__(self, requests: Iterable[ProbeRequest[Any]], ctx: ProbeContext) -> None:
+    def __init__(
+        self,
+        requests: Iterable[ProbeRequest[Any]],
+        ctx: ProbeContext,
+        pool: DaemonExecutor | None = None,
+    ) -> None:
+        self._pool = pool or DaemonExecutor()
         self.started = threading.Event()
         self.timings: dict[str, float] = {}
         self._requests = list(requests)
@@ -182,7 +204,9 @@ class PlanRun:
     def _run(self) -> None:
         try:
             self._results = asyncio.run(
-                _with_daemon_threads(self._requests, self._ctx, self.started, self.timings)
+                _with_daemon_threads(
+                    self._requests, self._ctx, self.started, self.timings, self._pool
+                )
             )
         except BaseException as exc:  # handed to the waiting thread, raised there
             self._error = exc
@@ -216,6 +240,7 @@ class StagedPlan:
         self._early: list[PlanRun] = []
         self._started: set[ProbeRequest[Any]] = set()
         self._t0: float | None = None
+        self._pool = DaemonExecutor().use()  # one pool for both stages; released by the run
 
     def start_early(self, requests: Iterable[ProbeRequest[Any]]) -> None:
         """Start the window kinds among `requests` that are not running yet."""
@@ -225,22 +250,28 @@ class StagedPlan:
         if self._t0 is None:
             self._t0 = time.monotonic()
         self._started.update(new)
-        self._early.append(PlanRun(new, self.ctx))
+        self._early.append(PlanRun(new, self.ctx, self._pool))
 
     def start(self, requests: Iterable[ProbeRequest[Any]]) -> _StagedRun:
         """Start everything else; the handle waits for both stages."""
         wanted = list(dict.fromkeys(requests))
         t0 = self._t0 if self._t0 is not None else time.monotonic()
-        rest = PlanRun([r for r in wanted if r not in self._started], self.ctx)
-        return _StagedRun(rest, self._early, wanted, t0)
+        rest = PlanRun([r for r in wanted if r not in self._started], self.ctx, self._pool)
+        return _StagedRun(rest, self._early, wanted, t0, self._pool)
 
 
 class _StagedRun:
     """The handle `StagedPlan.start` returns: `started`, `timings` and `wait()` as a PlanRun's."""
 
     def __init__(
-        self, rest: PlanRun, early: list[PlanRun], wanted: list[ProbeRequest[Any]], t0: float
+        self,
+        rest: PlanRun,
+        early: list[PlanRun],
+        wanted: list[ProbeRequest[Any]],
+        t0: float,
+        pool: DaemonExecutor,
     ) -> None:
+        self._pool = pool
         self.started = rest.started
         self.timings: dict[str, float] = {}
         self._runs = [*early, rest]
@@ -251,11 +282,12 @@ class _StagedRun:
         merged: dict[ProbeRequest[Any], Observation] = {}
         ended = self._t0
         for run in self._runs:
-            results, _ = run.wait()
+            results, _ = run.wait()  # (Ctrl-C here: the pool's threads are daemons)
             ended = max(ended, run.ended)
             merged.update(results)
             for kind, took in run.timings.items():
                 self.timings[kind] = max(took, self.timings.get(kind, 0.0))
+        self._pool.shutdown()  # the stages' loops released it already: its idle workers end
         # an early window whose check was deselected afterwards is not part of this run's results
         return {r: merged[r] for r in self._wanted if r in merged}, ended - self._t0
 
