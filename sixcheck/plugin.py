@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Generator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 import pytest
@@ -33,6 +33,9 @@ from .report import INTERRUPTED_NOTE, Results, evidence_html, message_of, render
 from .schema import AREAS, LoadedProfile, ProfileError, list_profiles, load
 from .secrets import known as secrets_known
 from .secrets import redact
+
+if TYPE_CHECKING:  # loaded only when something failed (see _diagnose)
+    from .diagnosis import Cause
 
 PROFILE_KEY = pytest.StashKey[LoadedProfile]()
 RESULTS_KEY = pytest.StashKey[Results]()
@@ -546,6 +549,13 @@ def _redact_report(report: pytest.TestReport) -> None:
     report.sections = [(name, redact(content)) for name, content in report.sections]
 
 
+def _diagnose(doc: dict[str, Any]) -> list[Cause]:
+    """The run's causes; the diagnosis module loads only for a run in which something failed."""
+    from . import diagnosis
+
+    return diagnosis.diagnose(doc)
+
+
 class _CheckFailure(TerminalRepr):
     """A failed check shown as its message alone (the short summary line keeps it too)."""
 
@@ -595,7 +605,7 @@ class _RunHooks:
         if int(exitstatus) == pytest.ExitCode.INTERRUPTED:
             self.results.skip_vantage("not read: the run was interrupted (Ctrl-C)")
         _add_metadata(session.config, self.results)
-        from . import diagnosis, prometheus
+        from . import prometheus
 
         cmp = self.results.comparison()
         if (
@@ -605,7 +615,7 @@ class _RunHooks:
             and not cmp.unknown_failures()
         ):
             session.exitstatus = pytest.ExitCode.OK  # only known failures: tolerated
-        doc = self.results.finish(int(session.exitstatus), diagnosis.diagnose)
+        doc = self.results.finish(int(session.exitstatus), _diagnose)
         record = session.config.stash.get(SUITE_PROPERTY_KEY, None)
         if record is not None and self.results.causes is not None:
             record("sixcheck_causes", len(self.results.causes))

@@ -37,6 +37,11 @@ _DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 SCHEMA = "sixcheck-results/1"
 #: pytest's exit status for a run stopped by Ctrl-C (pytest.ExitCode.INTERRUPTED; no pytest import)
 INTERRUPTED = 2
+#: the Diagnosis section of a run in which nothing failed (the diagnosis module is not loaded then)
+NO_FAILURES_HTML = (
+    "<h2 id='sixcheck-diagnosis'>Diagnosis</h2>"
+    "<p class='sx-diag-none'>No failures: nothing to diagnose.</p>"
+)
 INTERRUPTED_NOTE = (
     "interrupted (Ctrl-C): the run was stopped before every check ran; the checks missing here "
     "were not judged, neither passed nor failed"
@@ -106,9 +111,8 @@ class Results:
 
     def prefetch(self) -> None:
         """Do now what writing the results will need, while the probes wait for their answers:
-        read the vantage (a netlink round, and pyroute2's import) and import the late modules."""
-        from . import diagnosis  # noqa: F401  (imported for its cost, now rather than later)
-
+        read the vantage (a netlink round, and pyroute2's import) and import the late modules.
+        (Not the diagnosis: a healthy run never needs it, see `finish`.)"""
         if self.baseline is not None:
             from . import baseline  # noqa: F401
         _ = self.vantage
@@ -248,7 +252,12 @@ class Results:
         self.duration = time.monotonic() - self.t0
         self.exitstatus = exitstatus
         doc = self.as_json()
-        if diagnose is not None:
+        if diagnose is not None and not any(
+            c.outcome in ("failed", "error") for c in self.checks.values()
+        ):
+            self.causes = []  # nothing failed, nothing to explain: the rules need not even load
+            doc["causes"] = []
+        elif diagnose is not None:
             try:
                 self.causes = diagnose(doc)
             except Exception as exc:  # a bug in the diagnosis must not cost the run its results
@@ -277,7 +286,9 @@ class Results:
         out = []
         if self.interrupted:
             out.append(f"<p class='sx-interrupted'><b>{html.escape(INTERRUPTED_NOTE)}</b></p>")
-        if self.causes is not None:
+        if self.causes == []:
+            out.append(NO_FAILURES_HTML)
+        elif self.causes is not None:
             from . import diagnosis
 
             out.append(diagnosis.html_section(self.causes))
@@ -297,7 +308,7 @@ class Results:
 
     def terminal_lines(self) -> list[str]:
         out = [f"sixcheck: {INTERRUPTED_NOTE}"] if self.interrupted else []
-        if self.causes is not None:
+        if self.causes:
             from . import diagnosis
 
             out += diagnosis.terminal_lines(self.causes)

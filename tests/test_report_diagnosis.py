@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -125,13 +126,15 @@ def page_uri(d: Path) -> str:
 def test_a_broken_diagnosis_still_writes_the_results(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    from sixcheck.report import Results
+    from sixcheck.report import CheckResult, Results
     from sixcheck.schema import load
     from sixcheck.vantage import Vantage
 
     (tmp_path / "router.yaml").write_text(PROFILE)
     results = Results(load(tmp_path / "router.yaml"), datetime.now(UTC), tmp_path / "r.json", None)
     results.__dict__["vantage"] = Vantage("test", "0")  # no netlink read in a unit test
+    failed = CheckResult("checks/test_sysctl.py::test_x[a]", "sysctl", "failed", "expected 1")
+    results.checks[failed.id] = failed  # something failed: the diagnosis runs (and breaks)
 
     def broken(doc: dict[str, object]) -> list[object]:
         raise RuntimeError("a bug")
@@ -141,3 +144,27 @@ def test_a_broken_diagnosis_still_writes_the_results(tmp_path: Path) -> None:
     assert "causes" not in doc
     assert json.loads((tmp_path / "r.json").read_text())["diagnosis_error"] == "RuntimeError: a bug"
     assert results.terminal_lines()[0].startswith("sixcheck: JSON results")
+
+
+def test_a_run_without_failures_has_no_causes_and_never_loads_the_rules(tmp_path: Path) -> None:
+    """Nothing failed, nothing to explain: the JSON says `causes: []`, the report says so, and the
+    diagnosis module is not imported (a healthy run's memory and time)."""
+    (tmp_path / "router.yaml").write_text(PROFILE)
+    code = f"""
+import json, sys
+from datetime import UTC, datetime
+from pathlib import Path
+from sixcheck.report import CheckResult, Results
+from sixcheck.schema import load
+from sixcheck.vantage import Vantage
+results = Results(load(Path({str(tmp_path / "router.yaml")!r})), datetime.now(UTC), None, None)
+results.__dict__["vantage"] = Vantage("test", "0")
+results.checks["c"] = CheckResult("c", "sysctl", "passed")
+def must_not_run(doc):
+    raise AssertionError("diagnosed a healthy run")
+doc = results.finish(0, must_not_run)
+print(json.dumps(doc["causes"]), "sixcheck.diagnosis" in sys.modules)
+print("No failures: nothing to diagnose." in "".join(results.html_summary()))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["[]", "False", "True"]
