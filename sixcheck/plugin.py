@@ -605,8 +605,6 @@ class _RunHooks:
         if int(exitstatus) == pytest.ExitCode.INTERRUPTED:
             self.results.skip_vantage("not read: the run was interrupted (Ctrl-C)")
         _add_metadata(session.config, self.results)
-        from . import prometheus
-
         cmp = self.results.comparison()
         if (
             self.results.fail_on == "regressions"
@@ -622,6 +620,8 @@ class _RunHooks:
             if self.results.causes:
                 record("sixcheck_top_cause", self.results.causes[0].title)
         if self.prometheus_file is not None:
+            from . import prometheus  # only a run with --prometheus loads it
+
             try:
                 prometheus.write(self.prometheus_file, doc)
             except OSError as exc:
