@@ -104,6 +104,14 @@ def _read(path: Path) -> dict[str, Any] | None:
 
 
 Cache = dict[str, dict[str, Any]]  # stem -> what the index needs of that run (see the docstring)
+#: documents already in memory, by stem: the run that just finished hands over its own results
+#: instead of the index parsing the file it has just written
+Fresh = dict[str, dict[str, Any]]
+
+
+def _load(path: Path, fresh: Fresh | None) -> dict[str, Any] | None:
+    doc = (fresh or {}).get(path.stem)
+    return doc if doc is not None else _read(path)
 
 
 def _file_key(path: Path) -> list[int] | None:
@@ -159,7 +167,7 @@ def save_cache(report_dir: Path, cache: Cache, entries: list[Entry]) -> None:
         write_atomic(report_dir / CACHE, json.dumps(doc, separators=(",", ":")) + "\n")
 
 
-def scan(report_dir: Path, cache: Cache | None = None) -> list[Entry]:
+def scan(report_dir: Path, cache: Cache | None = None, fresh: Fresh | None = None) -> list[Entry]:
     """Every finished run in the folder, oldest first. With `cache`, a JSON file unchanged
     since it was cached is not read again, and what is read is added to the cache."""
     cache = {} if cache is None else cache
@@ -171,7 +179,7 @@ def scan(report_dir: Path, cache: Cache | None = None) -> list[Entry]:
         key = _file_key(path)
         hit = cache.get(path.stem)
         if key is None or not hit or hit.get("key") != key:
-            data = _read(path)
+            data = _load(path, fresh)
             if data is None:
                 cache.pop(path.stem, None)
                 continue
@@ -201,7 +209,11 @@ def _stem_key(stem: str) -> tuple[str, str, int]:
 
 
 def prune(
-    report_dir: Path, keep: int, now: float | None = None, cache: Cache | None = None
+    report_dir: Path,
+    keep: int,
+    now: float | None = None,
+    cache: Cache | None = None,
+    fresh: Fresh | None = None,
 ) -> list[Path]:
     """Delete all but the newest `keep` runs of each profile (keep=0: delete nothing).
 
@@ -214,7 +226,7 @@ def prune(
         return []
     now = time.time() if now is None else now
     runs: dict[str, dict[str, Path]] = {}
-    for e in scan(report_dir, cache):
+    for e in scan(report_dir, cache, fresh):
         files = runs.setdefault(e.stem, {"json": e.json_path})
         if e.html_path is not None:
             files["html"] = e.html_path
@@ -299,14 +311,14 @@ def _since(runs: list[Entry], failing: dict[str, dict[str, str]]) -> list[tuple[
     return out
 
 
-def _change_cells(runs: list[Entry], cache: Cache) -> dict[str, str]:
+def _change_cells(runs: list[Entry], cache: Cache, fresh: Fresh | None = None) -> dict[str, str]:
     """Each run's "changed since the run before" cell (runs oldest first). A cell is reused while
     neither run's JSON changed; otherwise both documents are read and compared."""
     docs: dict[str, dict[str, Any] | None] = {}
 
     def doc(r: Entry) -> dict[str, Any] | None:
         if r.stem not in docs:
-            docs[r.stem] = _read(r.json_path)
+            docs[r.stem] = _load(r.json_path, fresh)
         return docs[r.stem]
 
     cells: dict[str, str] = {}
@@ -325,7 +337,11 @@ def _change_cells(runs: list[Entry], cache: Cache) -> dict[str, str]:
 
 
 def render_index(
-    report_dir: Path, entries: list[Entry], keep: int | None = None, cache: Cache | None = None
+    report_dir: Path,
+    entries: list[Entry],
+    keep: int | None = None,
+    cache: Cache | None = None,
+    fresh: Fresh | None = None,
 ) -> str:
     """The index page: per profile what fails now and since when, then the runs newest first with
     outcome counts, what changed since the run before, and links to both files. `cache` is the
@@ -340,7 +356,7 @@ def render_index(
     sections = []
     for profile in sorted(by_profile):
         oldest_first = by_profile[profile]
-        cells = _change_cells(oldest_first, cache)
+        cells = _change_cells(oldest_first, cache, fresh)
         runs = list(reversed(oldest_first))
         rows = []
         for r in runs:
@@ -391,23 +407,28 @@ def render_index(
     )
 
 
-def write_index(report_dir: Path, keep: int | None = None, cache: Cache | None = None) -> Path:
+def write_index(
+    report_dir: Path,
+    keep: int | None = None,
+    cache: Cache | None = None,
+    fresh: Fresh | None = None,
+) -> Path:
     path = report_dir / INDEX
     cache = load_cache(report_dir) if cache is None else cache
-    entries = scan(report_dir, cache)
-    write_atomic(path, render_index(report_dir, entries, keep, cache))
+    entries = scan(report_dir, cache, fresh)
+    write_atomic(path, render_index(report_dir, entries, keep, cache, fresh))
     save_cache(report_dir, cache, entries)
     return path
 
 
-def rotate(report_dir: Path, keep: int) -> tuple[list[Path], Path]:
-    """Prune and rewrite the index, under the folder's lock."""
+def rotate(report_dir: Path, keep: int, fresh: Fresh | None = None) -> tuple[list[Path], Path]:
+    """Prune and rewrite the index, under the folder's lock. `fresh`: see `Fresh`."""
     if not report_dir.is_dir():
         raise HistoryError(f"{report_dir}: not a folder")
     with locked(report_dir):
         cache = load_cache(report_dir)
-        removed = prune(report_dir, keep, cache=cache)
-        return removed, write_index(report_dir, keep, cache)
+        removed = prune(report_dir, keep, cache=cache, fresh=fresh)
+        return removed, write_index(report_dir, keep, cache, fresh)
 
 
 def latest(report_dir: Path, profile: str, exclude: tuple[Path, ...] = ()) -> Path | None:

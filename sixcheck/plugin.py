@@ -580,6 +580,7 @@ class _RunHooks:
         self.report_dir = report_dir
         self.keep = keep
         self.prometheus_file = prometheus_file
+        self.fresh: dict[str, dict[str, Any]] = {}  # this run's results, for the index
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -614,6 +615,8 @@ class _RunHooks:
         ):
             session.exitstatus = pytest.ExitCode.OK  # only known failures: tolerated
         doc = self.results.finish(int(session.exitstatus), _diagnose)
+        if self.results.json_path is not None:
+            self.fresh = {self.results.json_path.stem: doc}
         record = session.config.stash.get(SUITE_PROPERTY_KEY, None)
         if record is not None and self.results.causes is not None:
             record("sixcheck_causes", len(self.results.causes))
@@ -636,7 +639,7 @@ class _RunHooks:
         from . import history
 
         try:
-            history.rotate(self.report_dir, self.keep)
+            history.rotate(self.report_dir, self.keep, self.fresh)
         except (history.HistoryError, OSError) as exc:
             import sys
 

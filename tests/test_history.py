@@ -309,3 +309,25 @@ def test_index_cache_reads_only_the_new_run_and_never_changes_the_page(
     page = history.write_index(tmp_path).read_text()
     assert "rcode REFUSED → SERVFAIL" in page
     assert "failing since 2025-01-03" in page
+
+
+def test_the_run_that_just_finished_hands_its_results_to_the_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plugin passes the document it has just written: the index parses only the run before."""
+    _audit(tmp_path, "20250101T000000Z", "NOERROR", 1)
+    history.rotate(tmp_path, keep=5)
+    _audit(tmp_path, "20250102T000000Z", "REFUSED", 2)
+    newest = tmp_path / "gw-20250102T000000Z.json"
+    doc = json.loads(newest.read_text())
+    read: list[str] = []
+    real_read = history._read
+
+    def counting(path: Path) -> dict[str, object] | None:
+        read.append(path.stem)
+        return real_read(path)
+
+    monkeypatch.setattr(history, "_read", counting)
+    _, index = history.rotate(tmp_path, keep=5, fresh={newest.stem: doc})
+    assert read == ["gw-20250101T000000Z"]
+    assert "rcode NOERROR → REFUSED" in index.read_text()
