@@ -195,10 +195,11 @@ def pytest_configure(config: pytest.Config) -> None:
             report_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise pytest.UsageError(f"--report-dir {report_dir}: {exc.strerror}") from None
-        ours = not config.getoption("htmlpath", None)
+        # no HTML without pytest-html (`-p no:html`): then the JSON results are the report
+        ours = not config.getoption("htmlpath", None) and config.pluginmanager.hasplugin("html")
         stem = _report_stem(loaded.name, started, report_dir, reserve=ours)
         json_file = json_file or str(report_dir / f"{stem}.json")
-        if not config.getoption("htmlpath", None):
+        if ours:
             html_path = report_dir / f"{stem}.html"
             config.option.htmlpath = str(html_path)
             config.option.self_contained_html = True
@@ -589,9 +590,11 @@ class _RunHooks:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.results.add(report)
 
+    @pytest.hookimpl(optionalhook=True)  # pytest-html may be disabled: -p no:html
     def pytest_html_report_title(self, report: Any) -> None:
         report.title = f"sixcheck: {self.results.loaded.name}"
 
+    @pytest.hookimpl(optionalhook=True)  # pytest-html may be disabled: -p no:html
     def pytest_html_results_summary(self, prefix: list[str]) -> None:
         prefix.extend(self.results.html_summary())
 

@@ -95,3 +95,19 @@ def test_no_report(tmp_path: Path) -> None:
     proc = run_sixcheck("--profile", str(f), "--report-dir", str(tmp_path / "r"), "--no-report")
     assert proc.returncode == 0
     assert not (tmp_path / "r").exists()
+
+
+def test_a_run_without_pytest_html_writes_its_json_and_claims_no_html(tmp_path: Path) -> None:
+    """`-p no:html` (pytest-html disabled) used to end in INTERNALERROR: sixcheck's pytest-html
+    hooks were not optional. The JSON results are then the report; no HTML is promised."""
+    f = _write(
+        tmp_path,
+        "node: {role: host}\ninterfaces: {lo: {role: other}}\nsysctl:\n"
+        "  interfaces: {lo: {disable_ipv6: 0}}\n",
+    )
+    proc = run_sixcheck("--profile", str(f), "--report-dir", str(tmp_path / "r"), "-p", "no:html")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "INTERNALERROR" not in proc.stdout + proc.stderr
+    assert "JSON results" in proc.stdout
+    assert "HTML report" not in proc.stdout
+    assert [p.suffix for p in (tmp_path / "r").glob("site-*")] == [".json"]
