@@ -213,7 +213,8 @@ def run_nmap(scan: str, timing: str, hostfile: Path) -> tuple[float, str]:
 
 
 def fmt(xs: list[float]) -> str:
-    return f"{statistics.median(xs):7.2f} s  ({min(xs):.2f}-{max(xs):.2f})"
+    d = 3 if max(xs) < 1 else 2  # milliseconds count where both tools finish within a second
+    return f"{statistics.median(xs):7.{d}f} s  ({min(xs):.{d}f}-{max(xs):.{d}f})"
 
 
 def main() -> int:
