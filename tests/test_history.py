@@ -278,16 +278,9 @@ def test_scheduled_audit_of_the_lab_rotates_reports(tmp_path: Path) -> None:
     assert 'sixcheck_baseline_changes{profile="lab-out",change="regression"}' in prom.read_text()
 
 
-def test_index_cache_reads_only_the_new_run_and_never_changes_the_page(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A run rebuilds the index from the cache plus its own JSON and its predecessor's; the page
-    is the one a rebuild from every JSON gives, also after a JSON changed under the cache."""
-    for day, (rcode, port) in enumerate([("NOERROR", 1), ("NOERROR", 2), ("REFUSED", 3)], 1):
-        _audit(tmp_path, f"2025010{day}T000000Z", rcode, port)
-    history.write_index(tmp_path)
-    assert (tmp_path / history.CACHE).exists()
-    _audit(tmp_path, "20250104T000000Z", "NOERROR", 4)  # fixed again
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The stems of the results files the index parses, in order, from now on."""
     read: list[str] = []
     real_read = history._read
 
@@ -296,6 +289,20 @@ def test_index_cache_reads_only_the_new_run_and_never_changes_the_page(
         return real_read(path)
 
     monkeypatch.setattr(history, "_read", counting)
+    return read
+
+
+def test_index_cache_reads_only_the_new_run_and_never_changes_the_page(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A run rebuilds the index from the cache plus its own JSON and its predecessor's; the page
+    is the one a rebuild from every JSON gives, also after a JSON changed under the cache."""
+    for day, (rcode, port) in enumerate([("NOERROR", 1), ("NOERROR", 2), ("REFUSED", 3)], 1):
+        _audit(tmp_path, f"2025010{day}T000000Z", rcode, port)
+    history.write_index(tmp_path)
+    assert (tmp_path / history.CACHE).exists()
+    _audit(tmp_path, "20250104T000000Z", "NOERROR", 4)  # fixed again
+    read = request.getfixturevalue("reads")
     cached = history.write_index(tmp_path).read_text()
     assert set(read) == {"gw-20250103T000000Z", "gw-20250104T000000Z"}
     (tmp_path / history.CACHE).unlink()
@@ -312,7 +319,7 @@ def test_index_cache_reads_only_the_new_run_and_never_changes_the_page(
 
 
 def test_the_run_that_just_finished_hands_its_results_to_the_index(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """The plugin passes the document it has just written: the index parses only the run before."""
     _audit(tmp_path, "20250101T000000Z", "NOERROR", 1)
@@ -320,14 +327,7 @@ def test_the_run_that_just_finished_hands_its_results_to_the_index(
     _audit(tmp_path, "20250102T000000Z", "REFUSED", 2)
     newest = tmp_path / "gw-20250102T000000Z.json"
     doc = json.loads(newest.read_text())
-    read: list[str] = []
-    real_read = history._read
-
-    def counting(path: Path) -> dict[str, object] | None:
-        read.append(path.stem)
-        return real_read(path)
-
-    monkeypatch.setattr(history, "_read", counting)
+    read = request.getfixturevalue("reads")
     _, index = history.rotate(tmp_path, keep=5, fresh={newest.stem: doc})
     assert read == ["gw-20250101T000000Z"]
     assert "rcode NOERROR → REFUSED" in index.read_text()

@@ -34,30 +34,25 @@ class Seen(Observation):
 
 
 @dataclass(frozen=True)
-class Window(ProbeRequest[Seen]):
+class Quick(ProbeRequest[Seen]):
+    """A fake kind that records each request it ran as `LABEL:name`."""
+
     name: str
-    opens_window: ClassVar[bool] = True
+    label: ClassVar[str] = "quick"
 
     @classmethod
     async def run_batch(
         cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
     ) -> dict[ProbeRequest[Any], Observation]:
         with LOCK:
-            RAN.extend(f"window:{r.name}" for r in requests if isinstance(r, Window))
+            RAN.extend(f"{cls.label}:{getattr(r, 'name', '')}" for r in requests)
         return {r: Seen(name=getattr(r, "name", "")) for r in requests}
 
 
 @dataclass(frozen=True)
-class Quick(ProbeRequest[Seen]):
-    name: str
-
-    @classmethod
-    async def run_batch(
-        cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
-    ) -> dict[ProbeRequest[Any], Observation]:
-        with LOCK:
-            RAN.extend(f"quick:{r.name}" for r in requests if isinstance(r, Quick))
-        return {r: Seen(name=getattr(r, "name", "")) for r in requests}
+class Window(Quick):
+    label: ClassVar[str] = "window"
+    opens_window: ClassVar[bool] = True
 
 
 @pytest.fixture(autouse=True)
