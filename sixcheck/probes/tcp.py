@@ -281,7 +281,11 @@ async def tcp_connect(
                 "waited": tuple(waited),
             }
             if not done:
-                if refused_locally(sock):
+                # a SYN that never left is retried once before it is reported: the first wave
+                # of an audit from a node whose neighbour cache is cold (a fresh container) can
+                # overflow the kernel's queue for the unresolved next hop (101 packets); an
+                # OUTPUT rule of this node drops the retry as well
+                if refused_locally(sock) and attempt >= max(1, tries):
                     return PortResult(
                         **common,
                         state="local-error",
