@@ -187,3 +187,30 @@ def test_the_stages_share_one_pool_of_probe_threads() -> None:
     while any(t.is_alive() for t in probe_threads) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not any(t.is_alive() for t in probe_threads)
+
+
+def test_pyroute2_asked_by_many_threads_at_once_is_whole_for_each() -> None:
+    """Probe threads use `ip_route()` while another kind (egress) or a user's code takes names
+    from the package itself: the package __init__ runs once, the others wait for it (the first
+    version raced: KeyError '__getattr__', "cannot import name 'IPRoute'")."""
+    code = (
+        "import sys, threading\n"
+        "from sixcheck.probes.netlink import _ip_route_class\n"
+        "errors, got = [], []\n"
+        "def by_class():\n"
+        "    try: got.append(_ip_route_class().__name__)\n"
+        "    except Exception as e: errors.append(repr(e))\n"
+        "def by_name():\n"
+        "    try:\n"
+        "        from pyroute2 import IPRoute, NDB\n"
+        "        got.append(IPRoute.__name__ + NDB.__name__)\n"
+        "    except Exception as e: errors.append(repr(e))\n"
+        "ts = [threading.Thread(target=(by_class, by_name)[i % 2]) for i in range(12)]\n"
+        "[t.start() for t in ts]; [t.join() for t in ts]\n"
+        "print(errors or sorted(set(got)))\n"
+    )
+    for _ in range(3):  # a race shows in some runs only
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        assert out.stdout.strip() == "['IPRoute', 'IPRouteNDB']", out.stdout + out.stderr

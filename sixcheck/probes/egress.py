@@ -33,6 +33,7 @@ from .base import Fields, Observation, ProbeContext, ProbeFailed, ProbeRequest
 from .netlink import RT_PROTO as PROTO_NAMES
 from .netlink import RT_TABLE as TABLE_NAMES
 from .netlink import RT_TYPE as ROUTE_TYPES
+from .netlink import ip_route
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -450,9 +451,7 @@ class Netlink:
     """One netlink socket for a batch: links, rules and routes read once, then route gets."""
 
     def __init__(self) -> None:
-        from pyroute2 import IPRoute
-
-        self.ipr = IPRoute()
+        self.ipr = ip_route()
         self.names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in self.ipr.get_links()}
         self._rules: dict[int, list[Rule]] = {}
         self._routes: dict[int, list[Route]] = {}

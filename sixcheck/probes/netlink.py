@@ -398,23 +398,38 @@ def _import_ip_route() -> Any:
     if "pyroute2" not in sys.modules:
         spec = importlib.util.find_spec("pyroute2")
         if spec is not None and spec.loader is not None and spec.submodule_search_locations:
-            pkg = importlib.util.module_from_spec(spec)
-            loader = spec.loader
-
-            def complete(name: str) -> Any:
-                if importlib.util.find_spec(f"pyroute2.{name}") is not None:
-                    raise AttributeError(name)  # a submodule: the import system loads it
-                del pkg.__dict__["__getattr__"]
-                loader.exec_module(pkg)  # the real __init__, once
-                return getattr(pkg, name)
-
-            pkg.__dict__["__getattr__"] = complete
-            sys.modules["pyroute2"] = pkg
+            sys.modules["pyroute2"] = _package_on_demand(spec)
     try:
         from pyroute2.iproute.linux import IPRoute
     except ImportError:
         from pyroute2 import IPRoute
     return IPRoute
+
+
+def _package_on_demand(spec: Any) -> Any:
+    """The `pyroute2` package module, its `__init__` executed on the first access to a name it
+    lacks. Threads ask at once (probe threads, the vantage read, a user's `from pyroute2 import
+    NDB`): one executes it while the others wait, and the hook goes only once it is done."""
+    pkg = importlib.util.module_from_spec(spec)
+    lock = threading.RLock()
+    state = {"done": False}
+
+    def complete(name: str) -> Any:
+        if importlib.util.find_spec(f"pyroute2.{name}") is not None:
+            raise AttributeError(name)  # a submodule: the import system loads it
+        with lock:
+            if not state["done"]:
+                state["done"] = True  # names the __init__ itself asks for meanwhile: not yet
+                try:
+                    spec.loader.exec_module(pkg)  # the real __init__, once
+                finally:
+                    pkg.__dict__.pop("__getattr__", None)
+        if name in pkg.__dict__:
+            return pkg.__dict__[name]
+        raise AttributeError(f"module 'pyroute2' has no attribute {name!r}")
+
+    pkg.__dict__["__getattr__"] = complete
+    return pkg
 
 
 class Netlink:
