@@ -195,7 +195,7 @@ def bench_startup(t: Table, lab: Any, runs: int, tmp: Path) -> None:
             [r[0] for r in res],
             a,
             goal,
-            f"peak RSS {rss:.0f} MiB; {venv}; profile outside the repository",
+            f"peak RSS {rss:.1f} MiB; {venv}; profile outside the repository",
         )
 
 
@@ -342,7 +342,7 @@ def bench_profiles(t: Table, lab: Any, runs: int, tmp: Path) -> None:
             [r[0] for r in res],
             anchor,
             GOALS.get(node, "probe plan ~ its slowest probe"),
-            f"peak RSS {rss:.0f} MiB; {plan['requests']} requests, plan {plan['seconds']:.2f} s; "
+            f"peak RSS {rss:.1f} MiB; {plan['requests']} requests, plan {plan['seconds']:.2f} s; "
             f"{s['passed']} passed {s['failed']} failed {s['skipped']} skipped",
         )
 
