@@ -132,7 +132,7 @@ def _run(args: list[str]) -> int:
 def _lab(args: list[str]) -> int:
     from .lab.cli import main as lab_main
 
-    return lab_main(args)
+    return lab_main(args, prog="sixcheck lab")
 
 
 def _site(args: list[str]) -> int:

@@ -140,6 +140,13 @@ def test_the_command_and_python_m_are_one(tmp_path: Path) -> None:
     assert all(name in a.stdout for name in SHIPPED)
 
 
+def test_lab_help_names_the_command_it_was_called_by(tmp_path: Path) -> None:
+    via_cli = _run([sys.executable, "-m", "sixcheck", "lab", "--help"], tmp_path)
+    via_module = _run([sys.executable, "-m", "sixcheck.lab", "--help"], tmp_path)
+    assert via_cli.stdout.startswith("usage: sixcheck lab "), via_cli.stdout
+    assert via_module.stdout.startswith("usage: python -m sixcheck.lab "), via_module.stdout
+
+
 def test_cli_usage_errors_exit_4(tmp_path: Path) -> None:
     run = _run([sys.executable, "-m", "sixcheck", "run"], tmp_path)
     assert run.returncode == 4

@@ -26,9 +26,9 @@ if TYPE_CHECKING:
 REPO = profiles_dir().parent
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m sixcheck.lab",
+        prog=prog,
         description="Build a real IPv6 site in network namespaces, break it, and test sixcheck "
         "against it.",
     )
@@ -184,9 +184,9 @@ def _reported_html(stdout: str) -> list[Path]:
     return []
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the process exit code."""
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m sixcheck.lab") -> int:
+    """Entry point; returns the process exit code. `prog`: how the user called it (usage lines)."""
+    args = _parser(prog).parse_args(argv)
     if args.command == "faults":
         return _cmd_faults()
     if os.geteuid() != 0:
