@@ -423,7 +423,7 @@ def _sixcheck_observations(
     """Every probe of the run, run once, together, under one deadline."""
     plan = pytestconfig.stash.get(PLAN_KEY, [])
     results = pytestconfig.stash.get(RESULTS_KEY, None)
-    staged = pytestconfig.stash.get(STAGED_KEY, None) or StagedPlan(_context(sixcheck_profile))
+    staged = pytestconfig.stash[STAGED_KEY]  # stashed with the profile (pytest_configure)
     try:
         running = staged.start(plan)
         if results is not None:

@@ -111,10 +111,8 @@ class Results:
 
     def prefetch(self) -> None:
         """Do now what writing the results will need, while the probes wait for their answers:
-        read the vantage (a netlink round, and pyroute2's import) and import the late modules.
-        (Not the diagnosis: a healthy run never needs it, see `finish`.)"""
-        if self.baseline is not None:
-            from . import baseline  # noqa: F401
+        read the vantage (a netlink round, and pyroute2's import). (Not the diagnosis: a healthy
+        run never needs it, see `finish`; the baseline code loaded with `--baseline` itself.)"""
         _ = self.vantage
 
     def skip_vantage(self, why: str) -> None:

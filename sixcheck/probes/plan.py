@@ -196,7 +196,6 @@ class PlanRun:
         self._results: dict[ProbeRequest[Any], Observation] = {}
         self._error: BaseException | None = None
         self._start = time.monotonic()
-        self._took = 0.0
         self.ended = 0.0  # time.monotonic() when the plan ended
         self._thread = threading.Thread(target=self._run, name="sixcheck-plan", daemon=True)
         self._thread.start()
@@ -212,7 +211,6 @@ class PlanRun:
             self._error = exc
         finally:
             self.ended = time.monotonic()
-            self._took = self.ended - self._start
             self.started.set()
             self._done.set()
 
@@ -222,7 +220,7 @@ class PlanRun:
         self._done.wait()
         if self._error is not None:
             raise self._error
-        return self._results, self._took
+        return self._results, self.ended - self._start
 
 
 class StagedPlan:
