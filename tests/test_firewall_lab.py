@@ -171,8 +171,10 @@ def test_own_output_drop_is_not_read_as_denied(tmp_path: Path) -> None:
             argv = [sys.executable, "-c", PROBE_FROM_HERE, "2001:db8:a::2", *first_never_left]
             return dict(json.loads(netns.run(a, argv, check=True).stdout))
 
-        # the neighbour resolved first: a SYN waiting for it has not left this node either
-        netns.run(a, ["ping", "-6", "-c", "1", "-W", "2", "2001:db8:a::2"], check=True)
+        # the neighbour resolved first: a SYN waiting for it has not left this node either.
+        # -w: keep asking until one answer or 5 s (the veth's carrier may come up a moment after
+        # `link set up`, and a single echo then went unanswered: a CI flake)
+        netns.run(a, ["ping", "-6", "-c", "1", "-i", "0.2", "-w", "5", "2001:db8:a::2"], check=True)
         netns.run(b, ["ip6tables", "-A", "INPUT", "-p", "tcp", "-j", "DROP"], check=True)
         assert probe()["state"] == "dropped"
         # a first SYN that never left is asked again, not reported: the retry decides
