@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from conftest import run_sixcheck
 from sixcheck.lab import faults, matrix
 from sixcheck.lab.topology import SiteConfig
 
@@ -56,6 +59,49 @@ def test_harness_error_is_an_error() -> None:
     result = matrix.MatrixResult([s], ["lab-lan.yaml"])
     assert result.exit_code() == 1
     assert "lab-lan.yaml: pytest exit 4" in result.problems()[0]
+
+
+def test_a_profile_that_checks_nothing_is_an_error_naming_why(tmp_path: Path) -> None:
+    """The matrix once took pytest's exit 5 for "no checks yet" and kept such rows pending; the
+    plugin now ends a run whose profile checks nothing with exit 4 and one line naming why
+    (sixcheck.emptyrun), and that line, whole, is the row's note. A real pytest run, with the
+    matrix's own options: collection ends it before any probe, so it is safe outside a
+    namespace."""
+    profile = tmp_path / "none.yaml"
+    profile.write_text(
+        "node: {role: host}\ninterfaces: {lo: {role: other}}\nsysctl:\n  interfaces: {lo: {}}\n"
+    )
+    json_file = tmp_path / "none.json"
+    proc = run_sixcheck(
+        "-p", "no:cacheprovider",
+        "--profile", str(profile),
+        "--report-dir", str(tmp_path / "r"),
+        "--json-file", str(json_file),
+    )  # fmt: skip
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    run = matrix.read_run("none.yaml", "lan", proc, json_file, 0.1)
+    assert run.checks == []
+    assert run.harness_error == (
+        "pytest exit 4: sixcheck: nothing checked for profile none: its areas (sysctl) give no "
+        "check a target (name the interfaces, resolvers, servers or ports to check; see "
+        "profiles/README.md)"
+    )
+    s = matrix.Scenario("x", "fault", "sysctl", frozenset({"sysctl"}), ())
+    s.runs = {"none.yaml": run}
+    s.judge()
+    assert s.verdict == "error"
+    assert s.note == f"none.yaml: {run.harness_error}"
+
+
+def test_a_bad_profile_says_why_in_full(tmp_path: Path) -> None:
+    """A usage error's message spans lines on stderr ("ERROR: bad profile:" then where)."""
+    profile = tmp_path / "bad.yaml"
+    profile.write_text("node: {role: host}\n")
+    proc = run_sixcheck("--profile", str(profile), "--no-report")
+    run = matrix.read_run("bad.yaml", "lan", proc, tmp_path / "bad.json", 0.1)
+    assert run.harness_error is not None
+    assert run.harness_error.startswith(f"pytest exit 4: bad profile: {profile}:1: "), run
+    assert "the profile selects no area" in run.harness_error
 
 
 def test_json_shape() -> None:

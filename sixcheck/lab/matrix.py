@@ -11,7 +11,8 @@ results are compared with what the scenario declares:
 - ``false-alarm``: a check outside ``breaks`` failed (for healthy/variants: any failure);
 - ``pending``: no check of any ``breaks`` area ran yet (the areas are named), so the fault is
   listed as waiting for checks, never silently counted as detected;
-- ``error``: a profile run did not produce results (pytest usage error, crash, timeout).
+- ``error``: a profile run did not produce results (pytest usage error, crash, timeout), or
+  checked nothing (the plugin ends such a run with exit 4, naming why; the note carries it).
 
 The matrix grows with the product: new checks in a profile turn ``pending`` rows into
 ``detected`` (or show ``missed``/``false-alarm`` rows that need work) without changing this file.
@@ -42,9 +43,14 @@ RESULTS_SCHEMA = "sixcheck-results/1"
 #: Failed ids shown per row in the table (a cascade can fail dozens; the JSON has them all).
 TABLE_MAX_IDS = 8
 BAD_VERDICTS = frozenset({"missed", "false-alarm", "error"})
-#: pytest exit codes that still mean "the checks ran": 0 all passed, 1 some failed, 5 nothing
-#: collected (a skeleton profile whose areas have no checks yet: its scenarios stay pending).
-RAN_CODES = (0, 1, 5)
+#: pytest exit codes after which the checks ran and their JSON results are read: 0 all passed,
+#: 1 some failed. Any other code is a harness error. A profile that checks nothing is one too:
+#: the plugin ends such a run with exit 4 and one line naming why (`sixcheck.emptyrun`), because
+#: a lab profile with no check left means a broken checkout or install, not "no checks yet";
+#: pytest's own exit 5 ("no tests ran") no longer ends a run that has a profile.
+RAN_CODES = (0, 1)
+#: pytest's exit code for a usage error; its message is on stderr, after "ERROR: "
+USAGE_ERROR = 4
 
 
 @dataclass
@@ -267,13 +273,21 @@ def run_profile(
             time.monotonic() - t0,
             harness_error=f"pytest timed out after {timeout:.0f}s",
         )
-    run = ProfileRun(profile, node, proc.returncode, time.monotonic() - t0)
+    return read_run(profile, node, proc, json_file, time.monotonic() - t0)
+
+
+def read_run(
+    profile: str,
+    node: str,
+    proc: subprocess.CompletedProcess[str],
+    json_file: Path,
+    seconds: float,
+) -> ProfileRun:
+    """What a finished profile run produced: its checks from the JSON results, or why not."""
+    run = ProfileRun(profile, node, proc.returncode, seconds)
     if proc.returncode not in RAN_CODES:
-        tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
-        run.harness_error = f"pytest exit {proc.returncode}: {tail[:300]}"
+        run.harness_error = f"pytest exit {proc.returncode}: {why_not_run(proc)}"
         return run
-    if proc.returncode == 5 and not json_file.exists():
-        return run  # nothing collected: no checks for this profile yet
     try:
         data = json.loads(json_file.read_text())
     except (OSError, ValueError) as exc:
@@ -285,6 +299,22 @@ def run_profile(
     run.checks = list(data.get("checks", []))
     run.doc = data
     return run
+
+
+def why_not_run(proc: subprocess.CompletedProcess[str]) -> str:
+    """The reason a pytest run gave no results, for the matrix's note.
+
+    A usage error (a bad profile, or one that checks nothing) is said on stderr after
+    ``ERROR: ``, in full: the output's tail would cut the reason behind pytest's summary lines.
+    Anything else shows the last three lines of its output, shortened.
+    """
+    if proc.returncode == USAGE_ERROR:
+        lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+        starts = [i for i, line in enumerate(lines) if line.startswith("ERROR: ")]
+        if starts:
+            return " ".join(lines[starts[-1] :]).removeprefix("ERROR: ")
+    tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
+    return tail[:300]
 
 
 def run(
