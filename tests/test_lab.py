@@ -109,6 +109,24 @@ def test_status_lists_running_processes(healthy: Lab) -> None:
     assert all(p["alive"] for p in st["processes"]), st["processes"]
 
 
+def test_status_sees_the_sshds_alive_and_a_stopped_one_gone() -> None:
+    """sshd rewrites its argv into a process title ("sshd: /usr/sbin/sshd -D ... [listener]"), so
+    status() read every running lab sshd as gone (and down() skipped their PIDs); the
+    executable still names the program."""
+    with Lab(f"{INSTANCE}s") as lab:
+        lab.up(sshd=True)
+        procs = lab.status()["processes"]
+        sshds = {p["name"] for p in procs if p["program"] == "sshd"}
+        assert sshds == {f"sshd-{n}" for n in ("gw", "lan", "out", "vpn")}, procs
+        assert [p["name"] for p in procs if not p["alive"]] == [], procs
+        lab.stop_sshd("vpn")
+        procs = lab.status()["processes"]
+        assert [p["name"] for p in procs if not p["alive"]] == ["sshd-vpn"], procs
+        recorded = [p["pid"] for p in procs]
+    alive = [p for p in recorded if Path(f"/proc/{p}").exists() and not _zombie(p)]
+    assert not alive, f"processes left after down: {alive}"
+
+
 def test_down_leaves_nothing_behind() -> None:
     instance = f"{INSTANCE}d"
     lab = Lab(instance)

@@ -828,10 +828,24 @@ def _gw_rules(cfg: t.SiteConfig) -> str:
 
 def _same_process(pid: int, program: str) -> bool:
     """True if ``pid`` is alive and still runs ``program`` (guards against killing an
-    unrelated process that reused the PID after a crash or reboot)."""
+    unrelated process that reused the PID after a crash or reboot).
+
+    ``program`` is the process's argv[0] or, failing that, its executable's name: a daemon that
+    sets its process title rewrites argv (sshd's reads ``sshd: /usr/sbin/sshd -D -e -f
+    .../sshd-gw.conf [listener] 0 of 10-100 startups``, whose basename is no program at all), while
+    /proc/PID/exe still names the file it runs.
+    """
+    if not program:
+        return False
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
     argv0 = raw.split(b"\0")[0].decode(errors="replace")
-    return bool(program) and os.path.basename(argv0) == program
+    if os.path.basename(argv0) == program:
+        return True
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")
+    except OSError:  # gone meanwhile, a zombie, or a kernel thread
+        return False
+    return os.path.basename(exe.removesuffix(" (deleted)")) == program
