@@ -108,14 +108,23 @@ def worker(kind: str, n: int) -> None:
 # measuring
 
 
-def timed(argv: Sequence[str], ns: str | None = None, cwd: Path = REPO) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS (KiB) and stdout of one command (inside `ns` if given)."""
+#: where the measured commands run: a folder outside the repository, as users run sixcheck. From
+#: the checkout, `python -m pytest` would import the checkout's sixcheck (the current folder comes
+#: first on sys.path) and read the project's own pytest settings and conftest.py: not what users get.
+RUN_DIR = Path(tempfile.gettempdir())
+
+
+def timed(
+    argv: Sequence[str], ns: str | None = None, cwd: Path | None = None
+) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS (KiB) and stdout of one command (inside `ns` if given), run in
+    `cwd` (default RUN_DIR)."""
     with tempfile.NamedTemporaryFile("r") as rss:
         full = ["/usr/bin/time", "-o", rss.name, "-f", "%M", *argv]
         if ns:
             full = ["ip", "netns", "exec", ns, *full]
         t = time.perf_counter()
-        proc = subprocess.run(full, cwd=cwd, capture_output=True, text=True, check=False)
+        proc = subprocess.run(full, cwd=cwd or RUN_DIR, capture_output=True, text=True, check=False)
         wall = time.perf_counter() - t
         text = rss.read().strip().splitlines()
     kib = int(text[-1]) if text and text[-1].isdigit() else 0
@@ -459,6 +468,13 @@ def machine() -> str:
         "?",
     )
     tools = []
+    where = subprocess.run(
+        [PY, "-c", "import sixcheck, sys; print(sixcheck.__file__, sys.prefix)"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=RUN_DIR,
+    ).stdout.split()
     for argv in (["nmap", "--version"], ["dig", "-v"], ["rdisc6", "-V"], ["ping", "-V"]):
         p = subprocess.run(argv, capture_output=True, text=True, check=False)
         tools.append(((p.stdout or p.stderr).strip().splitlines() or ["?"])[0])
@@ -468,6 +484,7 @@ def machine() -> str:
         f"- Python {platform.python_version()}, pytest {pytest.__version__}, scapy {scapy.VERSION}, "
         f"dnspython {dns.version.version}, pyroute2 {pyroute2.__version__}, pydantic {pydantic.VERSION}\n"
         f"- tools: {'; '.join(tools)}\n"
+        f"- sixcheck measured: {' in venv '.join(where) or '?'} (run from {RUN_DIR})\n"
     )
 
 
@@ -490,17 +507,18 @@ def main() -> None:
     if args.worker:
         worker(args.worker, args.n)
         return
-    global PY
+    global PY, RUN_DIR
     PY = args.python or PY
     sys.path.insert(0, str(REPO))
     from sixcheck.lab import Lab
 
     t = Table()
-    env_machine = machine()
     audit = ""
     with tempfile.TemporaryDirectory() as d, Lab(os.environ.get("SIXCHECK_LAB", "bench")) as lab:
         tmp = Path(d)
         os.chmod(tmp, 0o755)
+        RUN_DIR = tmp
+        env_machine = machine()
         for node in ("gw", "lan", "out", "vpn"):  # outside the repository, as users keep them
             (tmp / f"lab-{node}.yaml").write_text((REPO / f"profiles/lab-{node}.yaml").read_text())
         lab.up()
