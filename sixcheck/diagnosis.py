@@ -591,6 +591,35 @@ def terminal_lines(causes: list[Cause], limit: int = TERMINAL_MAX) -> list[str]:
     return out
 
 
+def terminal_section(
+    causes: list[Cause], failed: Mapping[str, tuple[str | None, str]], limit: int = TERMINAL_MAX
+) -> tuple[str, list[str]]:
+    """The title and lines of the terminal's cause section, printed before pytest's failure
+    details: each cause with the message of the check that shows it (which says what to do) and
+    its consequences counted by area, so the reader knows which of the failures below to read
+    first and which follow from it. `failed` maps each failed check's id to (area, message)."""
+    total = len(failed)
+    title = f"sixcheck: {_n(len(causes), 'probable cause')} of {_n(total, 'failure')}"
+    out: list[str] = []
+    for n, c in enumerate(causes[:limit], 1):
+        out.append(f"{n}. [{c.area}] {c.title}")
+        for cid in c.shown_by:
+            area, message = failed.get(cid, (None, ""))
+            out.append(f"   shown by {cid}" + (":" if message else ""))
+            for line in message.strip().splitlines():  # whole: what to do comes last
+                out.append(f"     {line}")
+        if c.explains:
+            areas: dict[str, int] = {}
+            for cid in c.explains:
+                area = failed.get(cid, (None, ""))[0] or "other"
+                areas[area] = areas.get(area, 0) + 1
+            by_area = ", ".join(f"{k} {v}" for k, v in sorted(areas.items(), key=lambda kv: -kv[1]))
+            out.append(f"   {_explains(c)} ({by_area}): read them after fixing this")
+    if len(causes) > limit:
+        out.append(f"... and {_n(len(causes) - limit, 'more cause')} (see the report)")
+    return title, out
+
+
 def _row_link(check_id: str) -> str:
     # pytest-html gives each result's <tbody> the check's node id as its id
     label = html.escape(check_id.rsplit("::", 1)[-1])

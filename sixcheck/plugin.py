@@ -648,6 +648,19 @@ class _RunHooks:
 
             print(f"sixcheck: report folder {self.report_dir}: {exc}", file=sys.stderr)
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        for line in self.results.terminal_lines():
-            terminalreporter.write_line(line)
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> Generator[None]:
+        # the outermost wrapper: the causes come before pytest's own summary (every failure in
+        # full), the one-line verdicts and the report paths after its short summary, last on
+        # the screen
+        section = self.results.cause_section()
+        if section is not None:
+            title, lines = section
+            terminalreporter.write_sep("=", title, red=True, bold=True)
+            for line in lines:
+                terminalreporter.write_line(line)
+        try:
+            return (yield)
+        finally:
+            for line in self.results.terminal_lines():
+                terminalreporter.write_line(line)

@@ -304,6 +304,19 @@ class Results:
         ]
         return [redact(x) for x in out]
 
+    def cause_section(self) -> tuple[str, list[str]] | None:
+        """The terminal's section of causes (see diagnosis.terminal_section); None if none."""
+        if not self.causes:
+            return None
+        from . import diagnosis
+
+        failed = {
+            c.id: (c.area, c.message)
+            for c in self.checks.values()
+            if c.outcome in ("failed", "error")
+        }
+        return diagnosis.terminal_section(self.causes, failed)
+
     def terminal_lines(self) -> list[str]:
         out = [f"sixcheck: {INTERRUPTED_NOTE}"] if self.interrupted else []
         if self.causes:

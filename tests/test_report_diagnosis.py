@@ -66,6 +66,52 @@ def test_terminal_opens_the_sixcheck_summary_with_the_probable_cause(
     ), proc.stdout
 
 
+def test_terminal_leads_with_the_cause_before_the_failure_details(
+    failing: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    """Read top-down, the cause and what to do come before pytest's failure details; read from
+    the bottom, the one-line verdict is after the short summary, just above the counts."""
+    _, proc = failing
+    out = proc.stdout
+    head = out.index("sixcheck: 1 probable cause of 2 failures")
+    details = out.index("= FAILURES =")
+    assert head < details, out
+    section = out[head:details].splitlines()[1:]
+    assert section[0] == "1. [sysctl] net.ipv6.conf.all.forwarding is 0 (expected 1)", out
+    assert (
+        section[1]
+        == "   shown by checks/test_sysctl.py::test_sysctl[net.ipv6.conf.all.forwarding]:"
+    )
+    assert section[2].startswith("     "), out
+    assert "expected 1" in section[2], out
+    assert section[3] == "   explains 1 failure (sysctl 1): read them after fixing this", out
+    verdict = out.index("sixcheck: probable cause [sysctl]")
+    assert out.index("short test summary info") < verdict < out.rindex(" failed"), out
+
+
+def test_terminal_section_groups_consequences_by_area() -> None:
+    """On a recorded run (lab-lan, no default route: one cause, 21 consequences in four areas)."""
+    from sixcheck.diagnosis import diagnose, terminal_section
+
+    doc = json.loads(
+        (Path(__file__).parent / "fixtures/diagnosis/lan-no-default-route/lab-lan.json").read_text()
+    )
+    causes = diagnose(doc)
+    failed = {
+        c["id"]: (c.get("area"), c.get("message", ""))
+        for c in doc["checks"]
+        if c["outcome"] in ("failed", "error")
+    }
+    title, lines = terminal_section(causes, failed)
+    assert title == f"sixcheck: 1 probable cause of {len(failed)} failures"
+    assert lines[0].startswith("1. [routes] no default route on eth0"), lines
+    [explains] = [ln for ln in lines if ln.startswith("   explains ")]
+    counts = explains.split("(", 1)[1].split(")", 1)[0].split(", ")
+    assert sum(int(c.rsplit(" ", 1)[1]) for c in counts) == len(causes[0].explains), explains
+    assert counts[0].startswith("dns "), explains  # the biggest share first
+    assert terminal_section(causes * 7, failed)[1][-1] == "... and 2 more causes (see the report)"
+
+
 def test_json_junit_and_prometheus_carry_the_causes(
     failing: tuple[Path, subprocess.CompletedProcess[str]],
 ) -> None:
