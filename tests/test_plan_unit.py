@@ -214,3 +214,78 @@ def test_pyroute2_asked_by_many_threads_at_once_is_whole_for_each() -> None:
             [sys.executable, "-c", code], capture_output=True, text=True, check=True
         )
         assert out.stdout.strip() == "['IPRoute', 'IPRouteNDB']", out.stdout + out.stderr
+
+
+# The descriptor table: measured in a fresh interpreter whose table is the kernel's default (64
+# slots; pytest's own process has grown its table long before a test runs). /proc's FDSize is
+# the table's size.
+FD_PROBE = r"""
+import json, os, resource, sys
+from sixcheck.probes import plan
+
+def fdsize():
+    with open("/proc/self/status") as fh:
+        return next(int(ln.split()[1]) for ln in fh if ln.startswith("FDSize:"))
+
+def opened():
+    return {int(fd): os.fstat(int(fd)).st_ino for fd in os.listdir("/proc/self/fd")
+            if os.path.exists(f"/proc/self/fd/{fd}")}
+
+mode, count = sys.argv[1], int(sys.argv[2])
+if mode == "limit":
+    resource.setrlimit(resource.RLIMIT_NOFILE, (100, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+if mode == "occupied":  # descriptors open right where the reservation asks for one
+    low = os.open(os.devnull, os.O_RDONLY); os.close(low)
+    r, w = os.pipe()
+    for fd in range(low + count - 2, low + count + 3):
+        os.dup2(r, fd)
+before, size0 = opened(), fdsize()
+if mode == "plan":
+    from sixcheck.probes.base import ProbeContext
+    from sixcheck.probes.sysctl import SysctlRead
+    ctx = ProbeContext(probe_timeout=1.0, ra_listen=1.0, run_timeout=5.0, has_raw=False)
+    plan.PlanRun([SysctlRead(f"net/ipv6/conf/lo/x{i}") for i in range(count)], ctx)
+else:
+    plan.reserve_descriptors(count)
+after = opened() if mode != "plan" else before
+print(json.dumps({"before": size0, "after": fdsize(), "same": before == after}))
+"""
+
+
+def _fd_probe(mode: str, count: int) -> dict[str, Any]:
+    import json
+
+    # A child's table starts as large as its parent's highest open descriptor needs, and this
+    # pytest process has high ones: a shell that closed them (close_fds) forks the interpreter.
+    proc = subprocess.run(
+        ["/bin/sh", "-c", '"$0" -c "$1" "$2" "$3"; exit $?', sys.executable, FD_PROBE, mode,
+         str(count)],
+        capture_output=True, text=True, timeout=60, check=False, close_fds=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out: dict[str, Any] = json.loads(proc.stdout)
+    return out
+
+
+def test_reserving_descriptors_grows_the_table_in_one_step_and_opens_nothing() -> None:
+    got = _fd_probe("reserve", 300)
+    assert got["before"] == 64, got  # the kernel's default: otherwise this test shows nothing
+    assert got["after"] >= 300, got
+    assert got["same"], got  # no descriptor left open, none closed
+
+
+def test_reserving_descriptors_never_touches_one_already_open() -> None:
+    got = _fd_probe("occupied", 150)
+    assert got["after"] >= 150, got
+    assert got["same"], got  # the pipe's copies around the height are all still open
+
+
+def test_reserving_descriptors_stays_under_the_limit() -> None:
+    got = _fd_probe("limit", 1000)
+    assert got["after"] <= 128, got  # RLIMIT_NOFILE 100: no error, no growth past it
+
+
+def test_a_plan_makes_room_for_its_requests_before_its_threads_start() -> None:
+    got = _fd_probe("plan", 300)
+    assert got["before"] == 64, got
+    assert got["after"] >= 300, got
