@@ -72,6 +72,22 @@ def test_a_full_burst_needs_no_sleep(clock: FakeClock) -> None:
     assert clock.slept == pytest.approx(0.001, abs=1e-5)
 
 
+def test_a_burst_of_one_spaces_every_packet(clock: FakeClock) -> None:
+    """41 packets at 200/s with no burst: the first at once, then one every 5 ms."""
+    pace = sockio.Pacer(200, burst=1)
+    stamps: list[float] = []
+
+    async def main() -> None:
+        for _ in range(41):
+            await pace.take()
+            stamps.append(clock.now)
+
+    asyncio.run(main())
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    assert min(gaps) == pytest.approx(0.005, abs=1e-5), gaps
+    assert stamps[-1] - stamps[0] == pytest.approx(0.2, abs=1e-4)
+
+
 @pytest.mark.parametrize(
     ("rate", "concurrency", "takers", "packets"),
     [(1000, 256, 64, 1280), (1000, 8, 16, 320), (200, 256, 4, 160), (3, 256, 2, 12)],
