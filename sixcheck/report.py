@@ -315,7 +315,8 @@ class Results:
             for c in self.checks.values()
             if c.outcome in ("failed", "error")
         }
-        return diagnosis.terminal_section(self.causes, failed)
+        title, lines = diagnosis.terminal_section(self.causes, failed)
+        return redact(title), [redact(x) for x in lines]  # as every line a run prints
 
     def terminal_lines(self) -> list[str]:
         out = [f"sixcheck: {INTERRUPTED_NOTE}"] if self.interrupted else []
