@@ -10,6 +10,7 @@ nothing explains is its own cause.
 from __future__ import annotations
 
 import html
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -604,16 +605,13 @@ def terminal_section(
     for n, c in enumerate(causes[:limit], 1):
         out.append(f"{n}. [{c.area}] {c.title}")
         for cid in c.shown_by:
-            area, message = failed.get(cid, (None, ""))
+            message = failed.get(cid, (None, ""))[1]
             out.append(f"   shown by {cid}" + (":" if message else ""))
             for line in message.strip().splitlines():  # whole: what to do comes last
                 out.append(f"     {line}")
         if c.explains:
-            areas: dict[str, int] = {}
-            for cid in c.explains:
-                area = failed.get(cid, (None, ""))[0] or "other"
-                areas[area] = areas.get(area, 0) + 1
-            by_area = ", ".join(f"{k} {v}" for k, v in sorted(areas.items(), key=lambda kv: -kv[1]))
+            areas = Counter(failed.get(cid, (None, ""))[0] or "other" for cid in c.explains)
+            by_area = ", ".join(f"{k} {v}" for k, v in areas.most_common())
             out.append(f"   {_explains(c)} ({by_area}): read them after fixing this")
     if len(causes) > limit:
         out.append(f"... and {_n(len(causes) - limit, 'more cause')} (see the report)")
