@@ -454,7 +454,6 @@ def bench_interrupt(t: Table, lab: Any, runs: int, tmp: Path) -> None:
 
 def machine() -> str:
     import dns.version
-    import pydantic
     import pyroute2
     import pytest
     import scapy
@@ -482,7 +481,7 @@ def machine() -> str:
         f"- machine: {platform.node()}, {os.cpu_count()} cores ({cpu}), kernel {platform.release()}, "
         f"load average at start {os.getloadavg()[0]:.2f} (shared build machine)\n"
         f"- Python {platform.python_version()}, pytest {pytest.__version__}, scapy {scapy.VERSION}, "
-        f"dnspython {dns.version.version}, pyroute2 {pyroute2.__version__}, pydantic {pydantic.VERSION}\n"
+        f"dnspython {dns.version.version}, pyroute2 {pyroute2.__version__}\n"
         f"- tools: {'; '.join(tools)}\n"
         f"- sixcheck measured: {' in venv '.join(where) or '?'} (run from {RUN_DIR})\n"
     )

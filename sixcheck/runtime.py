@@ -121,7 +121,7 @@ def outputs(config: pytest.Config, reports_off: bool) -> list[tuple[str, Path, b
 
 
 def settle() -> None:
-    """Move everything loaded so far (pytest, pydantic, the checks, the probe modules) out of the
+    """Move everything loaded so far (pytest, the profile, the checks, the probe modules) out of the
     garbage collector's view, once collection is done.
 
     pytest's unraisable-exception plugin runs full collections at the end of every session, and

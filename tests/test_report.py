@@ -8,12 +8,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from conftest import CHROMIUM, run_chromium, run_sixcheck
 from sixcheck import secrets
 from sixcheck.schema import ProfileError, parse
-from sixcheck.schema.base import Strict
+from sixcheck.schema.model import Strict, ValidationError
 from sixcheck.schema.secret import Secret, SecretValue
 
 PASSING = (
@@ -149,9 +148,9 @@ def test_bad_secrets_are_profile_errors(
     monkeypatch.setenv("SX_TEST_SHORT", "abc")
     with pytest.raises(ValidationError) as exc:
         _Needs.model_validate({"key": value})
-    (err,) = exc.value.errors()
-    assert expected in err["msg"]
-    assert "inline-secret-value" not in err["msg"]  # the loader shows only the message
+    (issue,) = exc.value.issues
+    assert expected in issue.message
+    assert "inline-secret-value" not in issue.message  # the loader shows only the message
 
 
 def test_profile_errors_never_echo_a_secret() -> None:

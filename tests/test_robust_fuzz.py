@@ -18,10 +18,10 @@ from typing import Any
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel
 
 from conftest import REPO
 from sixcheck.schema import Profile, ProfileError, parse
+from sixcheck.schema.model import Strict
 
 SETTINGS = settings(
     max_examples=int(os.environ.get("SIXCHECK_FUZZ_EXAMPLES", "300")),
@@ -32,18 +32,18 @@ SETTINGS = settings(
 
 
 def _schema_keys() -> list[str]:
-    """Every key any section of the schema knows, found by walking the pydantic models."""
+    """Every key any section of the schema knows, found by walking the schema's classes."""
     seen: set[type] = set()
     keys: set[str] = set()
 
     def visit(tp: Any) -> None:
-        if isinstance(tp, type) and issubclass(tp, BaseModel):
+        if isinstance(tp, type) and issubclass(tp, Strict):
             if tp in seen:
                 return
             seen.add(tp)
-            for name, field in tp.model_fields.items():
-                keys.add(field.alias or name)
-                visit(field.annotation)
+            keys.update(tp.fields().values())
+            for annotation in tp.field_types().values():
+                visit(annotation)
             return
         for arg in typing.get_args(tp):
             visit(arg)

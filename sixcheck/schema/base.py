@@ -10,29 +10,12 @@ import ipaddress
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from .model import Before, Field
 
 _IFNAME = re.compile(r"^[^/\s:%]{1,15}$")
 _DNSNAME = re.compile(
     r"^(?=.{1,253}\.?$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$"
 )
-
-
-class Strict(BaseModel):
-    """Base of every profile section: unknown keys are errors and values are never coerced.
-
-    A typo in a key, or `"yes"` where a number is wanted, must stop the run instead of silently
-    changing what is checked.
-    """
-
-    #: defer_build: building a model's validator costs about as much as importing pytest for all
-    #: the areas together; a run builds only the areas its profile has (see `profile.parse`).
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
-
-    def interface_refs(self) -> dict[str, str]:
-        """Interfaces this section names, as {key path: name}; each must be declared under
-        the profile's top-level `interfaces:`. Areas that name interfaces override this."""
-        return {}
 
 
 def _text(value: Any, what: str) -> str:
@@ -108,14 +91,14 @@ def _dnsname(value: Any) -> str:
     return text.rstrip(".").lower()
 
 
-IPv6Addr = Annotated[ipaddress.IPv6Address, BeforeValidator(_ipv6)]
-IPv4Addr = Annotated[ipaddress.IPv4Address, BeforeValidator(_ipv4)]
-IPAddr = Annotated[ipaddress.IPv4Address | ipaddress.IPv6Address, BeforeValidator(_ip)]
-IPv6Prefix = Annotated[ipaddress.IPv6Network, BeforeValidator(lambda v: _network(v, 6))]
+IPv6Addr = Annotated[ipaddress.IPv6Address, Before(_ipv6)]
+IPv4Addr = Annotated[ipaddress.IPv4Address, Before(_ipv4)]
+IPAddr = Annotated[ipaddress.IPv4Address | ipaddress.IPv6Address, Before(_ip)]
+IPv6Prefix = Annotated[ipaddress.IPv6Network, Before(lambda v: _network(v, 6))]
 IPPrefix = Annotated[
-    ipaddress.IPv4Network | ipaddress.IPv6Network, BeforeValidator(lambda v: _network(v, None))
+    ipaddress.IPv4Network | ipaddress.IPv6Network, Before(lambda v: _network(v, None))
 ]
-IfName = Annotated[str, BeforeValidator(_ifname)]
-DnsName = Annotated[str, BeforeValidator(_dnsname)]
+IfName = Annotated[str, Before(_ifname)]
+DnsName = Annotated[str, Before(_dnsname)]
 Seconds = Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)]
 Port = Annotated[int, Field(ge=1, le=65535)]

@@ -13,9 +13,8 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
-
-from .base import DnsName, IfName, IPv6Addr, IPv6Prefix, Seconds, Strict, _text
+from .base import DnsName, IfName, IPv6Addr, IPv6Prefix, Seconds, _text
+from .model import Before, Field, Strict, invariant
 from .nd import LINK_LOCAL
 
 _DUID = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){2,129}$")
@@ -32,7 +31,7 @@ def _duid(value: object) -> str:
     return text
 
 
-Duid = Annotated[str, BeforeValidator(_duid)]
+Duid = Annotated[str, Before(_duid)]
 
 
 def _ntp(value: object) -> str:
@@ -48,7 +47,7 @@ def _ntp(value: object) -> str:
     return str(addr)
 
 
-NtpEntry = Annotated[str, BeforeValidator(_ntp)]
+NtpEntry = Annotated[str, Before(_ntp)]
 
 
 class Server(Strict):
@@ -57,8 +56,8 @@ class Server(Strict):
     duid: Duid | None = None
     address: IPv6Addr | None = None
 
-    @model_validator(mode="after")
-    def _identified(self) -> Server:
+    @invariant
+    def _identified(self) -> None:
         if self.duid is None and self.address is None:
             raise ValueError("a server needs its 'duid', its link-local 'address', or both")
         if self.address is not None and self.address not in LINK_LOCAL:
@@ -66,7 +65,6 @@ class Server(Strict):
                 f"{self.address} is not link-local: servers on the link answer from their fe80:: "
                 "address (a relayed server is known by its 'duid')"
             )
-        return self
 
     def matches(self, address: str, duid: str | None) -> bool:
         """True when an answer from (address, duid) comes from this server."""
@@ -87,8 +85,8 @@ class OfferedPrefix(Strict):
     length: Annotated[int, Field(ge=1, le=128)] | None = None
     within: IPv6Prefix | None = None
 
-    @model_validator(mode="after")
-    def _something(self) -> OfferedPrefix:
+    @invariant
+    def _something(self) -> None:
         if self.length is None and self.within is None:
             raise ValueError("say the expected 'length', the aggregate it lies 'within', or both")
         if (
@@ -99,7 +97,6 @@ class OfferedPrefix(Strict):
             raise ValueError(
                 f"a /{self.length} cannot lie within {self.within} (a /{self.within.prefixlen})"
             )
-        return self
 
 
 class BootOptions(Strict):
@@ -118,11 +115,10 @@ class ClientClass(Strict):
     user_class: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     expect: BootOptions
 
-    @model_validator(mode="after")
-    def _a_class(self) -> ClientClass:
+    @invariant
+    def _a_class(self) -> None:
         if self.arch is None and self.user_class is None:
             raise ValueError(f"client class {self.name!r}: give 'arch', 'user_class', or both")
-        return self
 
 
 class Dhcpv6Interface(Strict):
@@ -147,8 +143,8 @@ class Dhcpv6Interface(Strict):
     ra_flags: bool = True
     client_classes: list[ClientClass] = []
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Dhcpv6Interface:
+    @invariant
+    def _consistent(self) -> None:
         if not (self.ia_na or self.ia_pd or self.information):
             raise ValueError(
                 "ask for something: ia_na (addresses), ia_pd (a prefix) and/or information"
@@ -160,7 +156,6 @@ class Dhcpv6Interface(Strict):
         names = [c.name for c in self.client_classes]
         if len(set(names)) != len(names):
             raise ValueError("client_classes: a name is used twice")
-        return self
 
     def solicits(self) -> bool:
         return self.ia_na or self.ia_pd
@@ -181,15 +176,14 @@ class Delegation(Strict):
     #: LAN interfaces whose global prefixes must lie inside the delegated prefix
     lan: list[IfName] = []
 
-    @model_validator(mode="after")
-    def _something(self) -> Delegation:
+    @invariant
+    def _something(self) -> None:
         if self.prefix is None and self.length is None and self.within is None:
             raise ValueError("name the delegated 'prefix', or its 'length' and/or 'within'")
         if self.prefix is not None and (self.length is not None or self.within is not None):
             raise ValueError("'prefix' is exact: leave out 'length' and 'within' with it")
         if self.held_by != "route" and self.prefix is None and not self.lan:
             raise ValueError("held_by lan/either needs 'lan' interfaces to look at")
-        return self
 
     def expected_length(self) -> int | None:
         return self.prefix.prefixlen if self.prefix is not None else self.length
@@ -226,11 +220,10 @@ class Dhcpv6Area(Strict):
     interfaces: dict[IfName, Dhcpv6Interface] = {}
     delegated: Delegation | None = None
 
-    @model_validator(mode="after")
-    def _something(self) -> Dhcpv6Area:
+    @invariant
+    def _something(self) -> None:
         if not self.interfaces and self.delegated is None:
             raise ValueError("list 'interfaces' to probe and/or the 'delegated' prefix to check")
-        return self
 
     def interface_refs(self) -> dict[str, str]:
         refs = {f"interfaces.{name}": name for name in self.interfaces}

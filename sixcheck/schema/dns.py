@@ -11,9 +11,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
-
-from .base import DnsName, IfName, IPv6Addr, IPv6Prefix, Strict
+from .base import DnsName, IfName, IPv6Addr, IPv6Prefix
+from .model import Before, Field, Strict, invariant
 
 Transport = Literal["udp", "tcp"]
 #: Record types a lookup may ask for.
@@ -46,11 +45,11 @@ class Lookup(Strict):
 
     name: DnsName
     type: RecordType = "AAAA"
-    expect: Annotated[Outcome | list[str], BeforeValidator(_expect)] = "any"
+    expect: Annotated[Outcome | list[str], Before(_expect)] = "any"
     resolvers: list[IPv6Addr] | None = None
 
-    @model_validator(mode="after")
-    def _values_fit_type(self) -> Lookup:
+    @invariant
+    def _values_fit_type(self) -> None:
         if isinstance(self.expect, list):
             if not self.expect:
                 raise ValueError("expect: an empty list; write nodata or nxdomain instead")
@@ -68,7 +67,6 @@ class Lookup(Strict):
                         f"expect: {v!r} is not an {fam} address; a {self.type} "
                         f"record holds {fam} addresses"
                     )
-        return self
 
 
 class Reverse(Strict):
@@ -98,15 +96,14 @@ class Dns64(Strict):
     nat64: Literal["required", "forbidden", "any"] = "any"
     prefix: IPv6Prefix | None = None
 
-    @model_validator(mode="after")
-    def _prefix_needs_required(self) -> Dns64:
+    @invariant
+    def _prefix_needs_required(self) -> None:
         if self.prefix is not None and self.nat64 != "required":
             raise ValueError("prefix is only checked with nat64: required")
         if self.prefix is not None and self.prefix.prefixlen not in (32, 40, 48, 56, 64, 96):
             raise ValueError(
                 f"{self.prefix} cannot be a NAT64 prefix (RFC 6052 lengths: 32/40/48/56/64/96)"
             )
-        return self
 
 
 class Ddns(Strict):
@@ -147,8 +144,8 @@ class DnsArea(Strict):
     def interface_refs(self) -> dict[str, str]:
         return {f"ddns.{i}.interface": d.interface for i, d in enumerate(self.ddns)}
 
-    @model_validator(mode="after")
-    def _consistent(self) -> DnsArea:
+    @invariant
+    def _consistent(self) -> None:
         needs = [k for k in ("reverse", "dns64", "ddns") if getattr(self, k)] + (
             ["lookups"] if any(lk.resolvers is None for lk in self.lookups) else []
         )
@@ -164,4 +161,3 @@ class DnsArea(Strict):
             raise ValueError(
                 "the dns area is empty: list resolvers, lookups, host_resolvers or open_resolver"
             )
-        return self

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
-
-from .base import IPv6Addr, Port, Strict
+from .base import IPv6Addr, Port
+from .model import After, Field, Strict, invariant
 
 #: At most this many host x port probes per profile: an audit, never a sweep.
 MAX_TARGETS = 4096
@@ -33,6 +32,9 @@ def _payload(value: str) -> str:
     return value
 
 
+Payload = Annotated[str, After(_payload)]
+
+
 class _Group(Strict):
     """Some hosts, each probed on every listed port."""
 
@@ -40,8 +42,8 @@ class _Group(Strict):
     tcp: list[Port] = []
     udp: list[Port] = []
 
-    @model_validator(mode="after")
-    def _some_port(self) -> _Group:
+    @invariant
+    def _some_port(self) -> None:
         if not self.tcp and not self.udp:
             raise ValueError("list at least one port under tcp: or udp:")
         for proto in ("tcp", "udp"):
@@ -50,7 +52,6 @@ class _Group(Strict):
                 raise ValueError(f"{proto}: a port is listed twice")
         if len(set(self.hosts)) != len(self.hosts):
             raise ValueError("hosts: an address is listed twice")
-        return self
 
     def count(self) -> int:
         return len(self.hosts) * (len(self.tcp) + len(self.udp))
@@ -61,27 +62,22 @@ class DenyGroup(_Group):
     `drop` (no answer), `reject` (TCP reset or an ICMPv6 error) or `any`."""
 
     deny: Literal["drop", "reject", "any"] = "any"
-    udp_payload: str = "empty"
-
-    _p = field_validator("udp_payload")(_payload)
+    udp_payload: Payload = "empty"
 
 
 class AllowGroup(_Group):
     """Services that must be reachable. UDP needs a payload the service answers (`dns`,
     `ntp`, hex), because a UDP port that says nothing cannot be told from a filtered one."""
 
-    udp_payload: str | None = None
+    udp_payload: Payload | None = None
 
-    _p = field_validator("udp_payload")(lambda v: None if v is None else _payload(v))
-
-    @model_validator(mode="after")
-    def _payload_for_udp(self) -> AllowGroup:
+    @invariant
+    def _payload_for_udp(self) -> None:
         if self.udp and self.udp_payload in (None, "empty"):
             raise ValueError(
                 "udp: needs udp_payload: (dns, ntp or hex bytes) that the service answers; "
                 "an open UDP port that says nothing cannot be told from a filtered one"
             )
-        return self
 
 
 class EchoPolicy(Strict):
@@ -108,8 +104,8 @@ class FirewallArea(Strict):
     echo: EchoPolicy | None = None
     outbound_allow: list[AllowGroup] = []
 
-    @model_validator(mode="after")
-    def _bounded(self) -> FirewallArea:
+    @invariant
+    def _bounded(self) -> None:
         groups = [*self.inbound_deny, *self.inbound_allow, *self.outbound_allow]
         if not groups and self.echo is None:
             raise ValueError(
@@ -122,4 +118,3 @@ class FirewallArea(Strict):
                 f"{total} host x port probes listed; at most {MAX_TARGETS} per profile. sixcheck "
                 "audits listed targets and never sweeps: split the audit into several profiles"
             )
-        return self

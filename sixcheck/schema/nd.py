@@ -11,9 +11,8 @@ import ipaddress
 import re
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field, model_validator
-
-from .base import DnsName, IfName, IPv6Addr, IPv6Prefix, Strict
+from .base import DnsName, IfName, IPv6Addr, IPv6Prefix
+from .model import Before, Field, Strict, invariant
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 LINK_LOCAL = ipaddress.IPv6Network("fe80::/10")
@@ -30,7 +29,7 @@ def _mac(value: object) -> str:
     return text
 
 
-Mac = Annotated[str, BeforeValidator(_mac)]
+Mac = Annotated[str, Before(_mac)]
 
 
 class Router(Strict):
@@ -39,15 +38,14 @@ class Router(Strict):
     address: IPv6Addr | None = None
     mac: Mac | None = None
 
-    @model_validator(mode="after")
-    def _identified(self) -> Router:
+    @invariant
+    def _identified(self) -> None:
         if self.address is None and self.mac is None:
             raise ValueError("a router needs its link-local 'address', its 'mac', or both")
         if self.address is not None and self.address not in LINK_LOCAL:
             raise ValueError(
                 f"{self.address} is not link-local: routers advertise from their fe80:: address"
             )
-        return self
 
     def matches(self, address: str, mac: str | None) -> bool:
         """True when an RA from (address, mac) comes from this router."""

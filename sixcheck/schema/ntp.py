@@ -10,9 +10,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, model_validator
-
-from .base import Port, Seconds, Strict, _dnsname, _text
+from .base import Port, Seconds, _dnsname, _text
+from .model import Before, Field, Strict, invariant
 
 
 def _server(value: Any) -> str:
@@ -31,7 +30,7 @@ def _server(value: Any) -> str:
     return str(addr)
 
 
-NtpServer = Annotated[str, BeforeValidator(_server)]
+NtpServer = Annotated[str, Before(_server)]
 
 
 class NtpArea(Strict):
@@ -55,8 +54,7 @@ class NtpArea(Strict):
     max_root_distance: Annotated[float, Field(gt=0, le=16, allow_inf_nan=False)] = 1.5
     port: Port = 123
 
-    @model_validator(mode="after")
-    def _unique(self) -> NtpArea:
+    @invariant
+    def _unique(self) -> None:
         if len(set(self.servers)) != len(self.servers):
             raise ValueError("servers: a server is listed twice")
-        return self

@@ -6,7 +6,6 @@ and key path, so a user fixes a profile in one pass instead of one traceback at 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 from collections.abc import Iterator
@@ -15,14 +14,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import ValidationError, create_model, model_validator
 
 from ..locate import profiles_dir
-from .base import IfName, Seconds, Strict
+from .base import IfName, Seconds
 from .dhcpv6 import Dhcpv6Area
 from .dns import DnsArea
 from .errors import Problem, ProfileError
 from .firewall import FirewallArea
+from .model import Issue, Strict, ValidationError, invariant, short
 from .nd import NdArea
 from .ntp import NtpArea
 from .routes import RoutesArea
@@ -85,8 +84,8 @@ class Profile(Strict):
     vpn: VpnArea | None = None
     dhcpv6: Dhcpv6Area | None = None
 
-    @model_validator(mode="after")
-    def _interfaces_declared(self) -> Profile:
+    @invariant
+    def _interfaces_declared(self) -> None:
         problems = []
         for area in self.areas():
             for key, name in getattr(self, area).interface_refs().items():
@@ -102,7 +101,6 @@ class Profile(Strict):
             raise ValueError("upstream_ra is for routers and hosts, not an outside vantage")
         if not self.areas():
             raise ValueError(f"the profile selects no area: add at least one of {', '.join(AREAS)}")
-        return self
 
     def areas(self) -> list[str]:
         """The areas this profile selects, in the canonical order."""
@@ -110,16 +108,6 @@ class Profile(Strict):
 
     def interfaces_with_role(self, role: str) -> list[str]:
         return [name for name, i in self.interfaces.items() if i.role == role]
-
-
-@functools.cache
-def _profile_model(areas: frozenset[str]) -> type[Profile]:
-    """Profile with only these areas' models inside, so validating builds only what is used.
-
-    The other area keys are absent from the data (an empty section is refused before), so typing
-    them `None` changes no result and no error; instances are still `Profile`s."""
-    absent: dict[str, Any] = {a: (None, None) for a in AREAS if a not in areas}
-    return create_model("Profile", __base__=Profile, __module__=__name__, **absent)
 
 
 @dataclass(frozen=True)
@@ -358,11 +346,6 @@ def _capped(problems: list[Problem]) -> list[Problem]:
     ]
 
 
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-2:]}"
-
-
 def _read_yaml(text: str, file: str) -> tuple[Any, dict[tuple[str, ...], int]]:
     """YAML text to plain data plus the line of every key path; every failure is a ProfileError."""
     lines: dict[tuple[str, ...], int] = {}
@@ -400,7 +383,7 @@ def _read_yaml(text: str, file: str) -> tuple[Any, dict[tuple[str, ...], int]]:
     except yaml.YAMLError as exc:
         raise ProfileError([Problem(file, None, "", f"YAML error: {exc}")]) from None
     except (ValueError, OverflowError, RecursionError, MemoryError) as exc:
-        msg = _short(str(exc), 200)
+        msg = short(str(exc), 200)
         raise ProfileError([Problem(file, None, "", f"cannot read a value: {msg}")]) from None
 
 
@@ -409,34 +392,6 @@ def _line_for(loc: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> int | 
         if loc[:n] in lines:
             return lines[loc[:n]]
     return None
-
-
-def _clean_message(err: dict[str, Any]) -> str:
-    msg = str(err["msg"])
-    for prefix in ("Value error, ", "Assertion failed, "):
-        msg = msg.removeprefix(prefix)
-    if err["type"] == "extra_forbidden":
-        return "unknown key (a typo? see profiles/README.md for the keys of each section)"
-    if err["type"] == "missing":
-        return "required key is missing"
-    if err["type"] == "literal_error":
-        return f"{msg}, got {_short(err.get('input'))}"
-    if err["type"].endswith("_type") and "input" in err:
-        return f"{msg}, got {type(err['input']).__name__} {_short(err['input'])}"
-    return _short(msg, 300)[1:-1] if len(msg) > 300 else msg
-
-
-def _loc(err: dict[str, Any]) -> tuple[str, ...]:
-    # pydantic puts union member and validator names in the location; a user knows only keys.
-    parts: list[str] = []
-    for p in err["loc"]:
-        text = str(p)
-        if text.startswith(("function-", "lax-or-strict", "union[", "tagged-union[")):
-            continue
-        if isinstance(p, str) and ("[" in text and "]" in text) and "." not in text:
-            continue
-        parts.append(text)
-    return tuple(parts)
 
 
 def parse(text: str, file: str) -> Profile:
@@ -456,23 +411,22 @@ def parse(text: str, file: str) -> Profile:
         )
     bad_keys = [k for k in _all_keys(data) if not isinstance(k, str)]
     if bad_keys:
-        raise ProfileError([Problem(file, None, "", f"key {_short(bad_keys[0])} is not a string")])
+        raise ProfileError([Problem(file, None, "", f"key {short(bad_keys[0])} is not a string")])
     try:
-        return _profile_model(frozenset(a for a in AREAS if a in data)).model_validate(data)
+        return Profile.model_validate(data)
     except ValidationError as exc:
-        raise ProfileError(validation_problems(exc, lines, file)) from None
+        raise ProfileError(validation_problems(exc.issues, lines, file)) from None
 
 
 def validation_problems(
-    exc: ValidationError, lines: dict[tuple[str, ...], int], file: str
+    issues: list[Issue], lines: dict[tuple[str, ...], int], file: str
 ) -> list[Problem]:
-    """pydantic's errors as problems with the line of their key path (shared with site files)."""
+    """Schema issues as problems with the line of their key path (shared with site files)."""
     problems = []
-    for err in exc.errors():
-        loc = _loc(dict(err))
-        problems.append(
-            Problem(file, _line_for(loc, lines), ".".join(loc), _clean_message(dict(err)))
-        )
+    for issue in issues:
+        loc = tuple(str(part) for part in issue.loc)
+        text = issue.message if len(issue.message) <= 300 else short(issue.message, 300)[1:-1]
+        problems.append(Problem(file, _line_for(loc, lines), ".".join(loc), text))
     return _capped(problems)
 
 

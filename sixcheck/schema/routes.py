@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-
-from .base import IfName, IPv6Addr, IPv6Prefix, Strict
+from .base import IfName, IPv6Addr, IPv6Prefix
+from .model import Field, Strict, invariant
 
 Table = Annotated[int, Field(ge=1, le=0xFFFFFFFF)]
 
@@ -71,11 +70,10 @@ class PolicyRule(Strict):
     default_dev: IfName | None = None
     default_via: IPv6Addr | None = None
 
-    @model_validator(mode="after")
-    def _selects_something(self) -> PolicyRule:
+    @invariant
+    def _selects_something(self) -> None:
         if self.from_ is None and self.fwmark is None:
             raise ValueError("a rule needs 'from' and/or 'fwmark'")
-        return self
 
     def label(self) -> str:
         parts = [f"from {self.from_}" if self.from_ else "from all"]
@@ -105,13 +103,12 @@ class RoutesArea(Strict):
     rules: list[PolicyRule] = []
     anyip: list[AnyIp] = []
 
-    @model_validator(mode="after")
-    def _something_to_check(self) -> RoutesArea:
+    @invariant
+    def _something_to_check(self) -> None:
         if not (self.addresses or self.default or self.route_get or self.rules or self.anyip):
             raise ValueError(
                 "the routes area is empty: list addresses, default, route_get, rules or anyip"
             )
-        return self
 
     def interface_refs(self) -> dict[str, str]:
         refs = {f"addresses.{name}": name for name in self.addresses}

@@ -17,12 +17,10 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
-
-from pydantic import GetCoreSchemaHandler
-from pydantic_core import core_schema
+from typing import Annotated, Any
 
 from .. import secrets
+from .model import Before
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: A secret file is a key or a password, not a data dump.
@@ -57,14 +55,6 @@ class SecretValue:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> SecretValue:
         return self  # immutable; dataclasses.asdict deep-copies fields
-
-    @classmethod
-    def __get_pydantic_core_schema__(
-        cls, source_type: Any, handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        return core_schema.no_info_plain_validator_function(
-            load_secret, serialization=core_schema.plain_serializer_function_ser_schema(str)
-        )
 
 
 def load_secret(value: Any) -> SecretValue:
@@ -115,4 +105,4 @@ def load_secret(value: Any) -> SecretValue:
 
 
 #: Use as a field type in an area's schema: `tsig_key: Secret`.
-Secret = SecretValue
+Secret = Annotated[SecretValue, Before(load_secret)]

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, ValidationError, model_validator
-
-from .base import Port, Seconds, Strict
+from .base import Port, Seconds
 from .errors import Problem, ProfileError
+from .model import Before, Field, Strict, ValidationError, invariant
 from .profile import _read_yaml, read_bounded, resolve, validation_problems
 from .profile import load as load_profile
 
@@ -86,13 +85,13 @@ def _path(value: Any) -> str:
     return value
 
 
-Name = Annotated[str, BeforeValidator(_name)]
-SshTarget = Annotated[str, BeforeValidator(_ssh_target)]
-Command = Annotated[str, BeforeValidator(_command)]
-FilePath = Annotated[str, BeforeValidator(_path)]
+Name = Annotated[str, Before(_name)]
+SshTarget = Annotated[str, Before(_ssh_target)]
+Command = Annotated[str, Before(_command)]
+FilePath = Annotated[str, Before(_path)]
 SshOptions = dict[
-    Annotated[str, BeforeValidator(_option_name)],
-    Annotated[str | int | bool, BeforeValidator(_option_value)],
+    Annotated[str, Before(_option_name)],
+    Annotated[str | int | bool, Before(_option_value)],
 ]
 
 
@@ -121,8 +120,8 @@ class Vantage(Strict):
     port: Port | None = None
     ssh_options: SshOptions | None = None
 
-    @model_validator(mode="after")
-    def _one_way(self) -> Vantage:
+    @invariant
+    def _one_way(self) -> None:
         ways = [w for w in ("local", "netns", "ssh") if getattr(self, w) is not None]
         if len(ways) != 1:
             found = f" (found {', '.join(ways)})" if ways else ""
@@ -138,7 +137,6 @@ class Vantage(Strict):
             ]
             if ssh_only:
                 raise ValueError(f"{', '.join(ssh_only)}: only for a vantage reached with ssh")
-        return self
 
     @property
     def reach(self) -> Literal["local", "netns", "ssh"]:
@@ -184,7 +182,7 @@ def _parse(text: str, file: str) -> tuple[Site, dict[tuple[str, ...], int]]:
     try:
         return Site.model_validate(data), lines
     except ValidationError as exc:
-        problems = validation_problems(exc, lines, file)
+        problems = validation_problems(exc.issues, lines, file)
         raise ProfileError(
             [
                 Problem(p.file, p.line, p.path, p.message.replace("profiles/README.md", _DOC))

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-
-from .base import IfName, Strict
+from .base import IfName
+from .model import Field, Strict, invariant
 
 #: The per-interface IPv6 keys sixcheck knows, with the values the kernel accepts.
 KNOWN_KEYS: dict[str, tuple[int, int]] = {
@@ -60,8 +59,8 @@ class SysctlArea(Strict):
     def interface_refs(self) -> dict[str, str]:
         return {f"interfaces.{name}": name for name in self.interfaces}
 
-    @model_validator(mode="after")
-    def _something_to_check(self) -> SysctlArea:
+    @invariant
+    def _something_to_check(self) -> None:
         if (
             not (
                 self.all.items()
@@ -72,4 +71,3 @@ class SysctlArea(Strict):
             and self.upstream_ra_rule == "off"
         ):
             raise ValueError("the sysctl area is empty: list at least one key to check")
-        return self

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, model_validator
-
-from .base import IfName, IPAddr, IPv6Addr, Strict
+from .base import IfName, IPAddr, IPv6Addr
+from .model import Field, Strict, invariant
 
 Mtu = Annotated[int, Field(ge=1280, le=65535)]
 
@@ -20,14 +19,13 @@ class PathMtu(Strict):
     mtu: Mtu = 1280
     start: Mtu = 1500
 
-    @model_validator(mode="after")
-    def _start_above(self) -> PathMtu:
+    @invariant
+    def _start_above(self) -> None:
         if self.start <= self.mtu:
             raise ValueError(
                 f"start ({self.start}) must be larger than mtu ({self.mtu}): the check sends a "
                 "larger packet to see that it is signalled, not lost"
             )
-        return self
 
 
 class TunnelArea(Strict):

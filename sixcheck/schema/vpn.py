@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import model_validator
-
-from .base import DnsName, IfName, IPAddr, IPPrefix, Port, Strict
+from .base import DnsName, IfName, IPAddr, IPPrefix, Port
+from .model import Strict, invariant
 
 #: What a family of protected traffic may do: `tunnel` = it must enter a VPN interface;
 #: `tunnel-or-blackhole` = entering the VPN or being refused locally (blackhole, unreachable,
@@ -53,8 +52,8 @@ class VpnArea(Strict):
         """The policy of an address family given as 4 or 6."""
         return self.ipv4 if family == 4 else self.ipv6
 
-    @model_validator(mode="after")
-    def _coherent(self) -> VpnArea:
+    @invariant
+    def _coherent(self) -> None:
         problems = []
         if not self.interfaces:
             problems.append("interfaces: list at least one VPN interface")
@@ -74,4 +73,3 @@ class VpnArea(Strict):
                 problems.append(f"{kind} lists a value twice")
         if problems:
             raise ValueError("; ".join(problems))
-        return self
