@@ -61,7 +61,7 @@ EXPECTED: dict[str, str] = {
     "type-bool-for-int.yaml": "sysctl.interfaces.eth0.forwarding: Input should be a valid integer, got bool",
     "type-list-for-mapping.yaml": "interfaces: Input should be a valid dictionary, got list",
     "type-mapping-for-list.yaml": "dns.resolvers: Input should be a valid list, got dict",
-    "type-null-required.yaml": "node: Input should be a valid dictionary",
+    "type-null-required.yaml": "node: Input should be a valid dictionary, got nothing (the key has no value)",
     "type-string-for-int.yaml": "sysctl.interfaces.eth0.forwarding: Input should be a valid integer, got str '0'",
     "type-timeout-with-unit.yaml": "timeouts.probe: Input should be a valid number, got str '2s'",
     "undeclared-interface.yaml": "sysctl.interfaces.eth9 names interface 'eth9', not declared",

@@ -143,6 +143,8 @@ def short(value: Any, limit: int = 80) -> str:
 
 
 def _got(what: str, value: Any) -> str:
+    if value is None:  # `key:` with nothing after it; "NoneType None" means nothing to a user
+        return f"Input should be {what}, got nothing (the key has no value)"
     return f"Input should be {what}, got {type(value).__name__} {short(value)}"
 
 
