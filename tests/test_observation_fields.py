@@ -10,15 +10,20 @@ import pkgutil
 import pytest
 
 import sixcheck.probes
-from sixcheck.probes.base import Observation, Threshold, fields_table, observation_kinds
+from sixcheck.probes.base import Observation, ProbeFailed, ProbeUnavailable, Threshold, fields_table
 
-for _mod in pkgutil.iter_modules(sixcheck.probes.__path__):
-    importlib.import_module(f"sixcheck.probes.{_mod.name}")
-
+#: The product's kinds: the Observation classes each sixcheck.probes module defines. Read from the
+#: modules, not from `observation_kinds()` (every subclass imported so far), which also counts the
+#: classes of test modules pytest happened to collect first (test_plan_unit's `Seen`).
 KINDS = {
-    k: c
-    for k, c in observation_kinds().items()
-    if c not in (Observation,) and k not in ("ProbeFailed", "ProbeUnavailable")
+    cls.__name__: cls
+    for info in pkgutil.iter_modules(sixcheck.probes.__path__)
+    for mod in [importlib.import_module(f"sixcheck.probes.{info.name}")]
+    for cls in vars(mod).values()
+    if isinstance(cls, type)
+    and issubclass(cls, Observation)
+    and cls.__module__ == mod.__name__
+    and cls not in (Observation, ProbeFailed, ProbeUnavailable)
 }
 
 
