@@ -67,12 +67,12 @@ def judge(d: RouteDecision, label: str, area: VpnArea, links: list[LinkInfo]) ->
     if d.fails_closed:
         if area.policy(d.family) == "tunnel":
             return (
-                f"{what} is refused locally ({d.kind}, {d.how()}) but the profile requires "
+                f"{what} is refused locally ({d.route_type}, {d.how()}) but the profile requires "
                 f"{fam} to be tunnelled through {', '.join(area.interfaces)}: route it into the "
                 f"VPN, or set vpn.{'ipv6' if d.family == 6 else 'ipv4'}: tunnel-or-blackhole"
             )
         return None
-    if d.kind == "unicast" and d.interface in area.interfaces:
+    if d.route_type == "unicast" and d.interface in area.interfaces:
         return None
     vpn = vpn_phrase(area, d.family, links)
     fix = (
@@ -82,7 +82,7 @@ def judge(d: RouteDecision, label: str, area: VpnArea, links: list[LinkInfo]) ->
     )
     if d.interface in area.public:
         return f"{what} leaves by {d.interface} around {vpn} ({d.how()}): {fix}"
-    where = f"leaves by {d.interface}" if d.interface else f"is {d.kind}"
+    where = f"leaves by {d.interface}" if d.interface else f"is {d.route_type}"
     return f"{what} {where}, which is neither {vpn} nor refused ({d.how()}): {fix}"
 
 
@@ -184,7 +184,7 @@ def test_protected_destination_stays_in_vpn(
         else:
             decisions = [obs]
         for d in decisions:
-            checked.append(f"{d.dst}: {d.kind} {d.interface or ''} ({d.route or d.kernel})")
+            checked.append(f"{d.dst}: {d.route_type} {d.interface or ''} ({d.route or d.kernel})")
             msg = judge(d, target.label, area, links)
             if msg and msg not in problems:
                 problems.append(msg)
@@ -353,20 +353,20 @@ def judge_resolvers(rr: ResolverRoutes, area: VpnArea, links: list[LinkInfo]) ->
             problems.append(f"could not tell where DNS queries to {srv} go: {d.error}")
             continue
         not_vpn = bool(listed) and srv.split("%")[0] not in listed
-        if d.kind == "local" or d.interface == "lo":
+        if d.route_type == "local" or d.interface == "lo":
             problems.append(
                 f"could not tell where DNS for protected names goes: the host asks the local "
                 f"resolver {srv}, whose upstreams are not known here"
             )
             continue
-        into_vpn = d.kind == "unicast" and d.interface in area.interfaces
+        into_vpn = d.route_type == "unicast" and d.interface in area.interfaces
         if into_vpn and not not_vpn:
             continue
         parts = [f"DNS for protected names goes to {srv}"]
         if not_vpn:
             parts.append(f"which is not one of the VPN's resolvers ({', '.join(sorted(listed))})")
         if d.fails_closed:
-            parts.append(f"and cannot be reached ({d.kind})")
+            parts.append(f"and cannot be reached ({d.route_type})")
         elif not into_vpn:
             parts.append(
                 f"and leaves by {d.interface} around {vpn_phrase(area, d.family, links)} "
@@ -419,11 +419,11 @@ def test_vpn_resolver_answers_through_vpn(
         problems.append(
             f"could not tell where queries to VPN resolver {target.id} go: {route.error}"
         )
-    elif not (route.kind == "unicast" and route.interface in area.interfaces):
+    elif not (route.route_type == "unicast" and route.interface in area.interfaces):
         where = (
             f"leaves by {route.interface} around {vpn_phrase(area, route.family, links)}"
             if route.interface
-            else f"is {route.kind}"
+            else f"is {route.route_type}"
         )
         problems.append(
             f"DNS to the VPN's resolver {target.id} {where} ({route.how()}): route it into "

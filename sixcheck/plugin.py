@@ -46,6 +46,10 @@ NA_MARK = "sixcheck_na"
 CHECKS_DIR = locate.checks_dir()
 TALLY_KEY = pytest.StashKey[emptyrun.Tally]()
 STAGED_KEY = pytest.StashKey[StagedPlan]()
+#: Keys the plugin adds to every observation's evidence beside the observation's own fields. An
+#: observation field of one of these names would overwrite it (RouteDecision's route type once
+#: replaced `kind`, its class); tests/test_evidence_keys.py keeps every Observation clear of them.
+ADDED_KEYS = ("kind",)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -485,7 +489,7 @@ def observe(
         request.node.stash.setdefault(EVIDENCE_KEY, []).append(
             {
                 "request": req.describe(),
-                "observation": {"kind": type(obs).__name__, **obs.evidence()},
+                "observation": observation_record(obs),
             }
         )
         if isinstance(obs, ProbeUnavailable):
@@ -495,6 +499,12 @@ def observe(
         return obs
 
     return get
+
+
+def observation_record(obs: Observation) -> dict[str, Any]:
+    """An observation as the evidence carries it: `kind`, its class (what every reader of results,
+    from diagnosis to `--baseline`, tells records apart by), then its own fields."""
+    return {"kind": type(obs).__name__, **obs.evidence()}
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -574,7 +574,12 @@ def _vpn(f: Failure, facts: Facts) -> Symptom | None:
         for d in o.get("decisions") or ():
             if isinstance(d, Mapping) and d.get("family") == 6 and d.get("interface"):
                 out.add(str(d["interface"]))
-        if o.get("kind") == "unicast" and o.get("family") == 6 and o.get("interface"):
+        if (
+            o.get("kind") == "RouteDecision"
+            and o.get("route_type") == "unicast"
+            and o.get("family") == 6
+            and o.get("interface")
+        ):
             out.add(str(o["interface"]))
         if o.get("kind") == "CaptureResult" and o.get("family") == 6:
             for p in o.get("probes") or ():

@@ -189,7 +189,7 @@ def test_decide_errno_needs_a_refusing_rule_to_fail_closed() -> None:
     routes = [Route(table=254, dst="198.51.100.0/24", kind="blackhole")]
     d = decide(ip("198.51.100.7"), errno.EINVAL, MAIN_RULES, routes)
     assert d.fails_closed
-    assert d.kind == "blackhole"
+    assert d.route_type == "blackhole"
     # EINVAL while the rules lead to a unicast route: cannot tell, never "fails closed"
     d = decide(
         ip("198.51.100.7"),
@@ -233,8 +233,8 @@ def test_flagship_message() -> None:
 
 
 def test_tunnel_and_blackhole_pass_unless_tunnel_required() -> None:
-    into = RouteDecision(dst="2001:db8:10::10", family=6, kind="unicast", interface="wg0")
-    hole = RouteDecision(dst="2001:db8:10::10", family=6, kind="blackhole")
+    into = RouteDecision(dst="2001:db8:10::10", family=6, route_type="unicast", interface="wg0")
+    hole = RouteDecision(dst="2001:db8:10::10", family=6, route_type="blackhole")
     assert checks.judge(into, "n", AREA, DUAL) is None
     assert checks.judge(hole, "n", AREA, V4_ONLY) is None
     strict = AREA.model_copy(update={"ipv6": "tunnel"})
@@ -242,7 +242,9 @@ def test_tunnel_and_blackhole_pass_unless_tunnel_required() -> None:
 
 
 def test_other_interface_and_errors_fail() -> None:
-    other = RouteDecision(dst="2001:db8:10::10", family=6, kind="unicast", interface="docker0")
+    other = RouteDecision(
+        dst="2001:db8:10::10", family=6, route_type="unicast", interface="docker0"
+    )
     assert "leaves by docker0, which is neither" in (checks.judge(other, "n", AREA, DUAL) or "")
     broken = RouteDecision(dst="2001:db8:10::10", family=6, error="netlink said no")
     assert (checks.judge(broken, "n", AREA, DUAL) or "").startswith("could not tell")
@@ -319,12 +321,14 @@ def test_resolver_leak() -> None:
     )
     good = ResolverRoutes(
         servers=("2001:db8:f::53",),
-        decisions=(RouteDecision(dst="2001:db8:f::53", family=6, kind="unicast", interface="wg0"),),
+        decisions=(
+            RouteDecision(dst="2001:db8:f::53", family=6, route_type="unicast", interface="wg0"),
+        ),
     )
     assert checks.judge_resolvers(good, area, DUAL) == []
     stub = ResolverRoutes(
         servers=("127.0.0.53",),
-        decisions=(RouteDecision(dst="127.0.0.53", family=4, kind="local", interface="lo"),),
+        decisions=(RouteDecision(dst="127.0.0.53", family=4, route_type="local", interface="lo"),),
     )
     assert checks.judge_resolvers(stub, area, DUAL)[0].startswith("could not tell")
 
@@ -363,7 +367,7 @@ def test_preference_never_passes_without_a_decision_for_the_first_address() -> N
         family=6,
         addresses=("2001:db8:10::10",),
         decisions=(
-            RouteDecision(dst="2001:db8:10::10", family=6, kind="unicast", interface="wg0"),
+            RouteDecision(dst="2001:db8:10::10", family=6, route_type="unicast", interface="wg0"),
         ),
     )
     assert checks.judge_preference(order, into, AREA, DUAL) is None

@@ -252,7 +252,11 @@ class RouteDecision(Observation):
 
     dst: str
     family: int  # 4 or 6
-    kind: str = "?"  # unicast, local, blackhole, unreachable, prohibit, no-route, ...
+    #: unicast, local, blackhole, unreachable, prohibit, no-route, ...: the route's type, as
+    #: `ip route` and RouteLookup's `type` call it. Never `kind`: the evidence's `kind` is the
+    #: observation's class, which a field of that name overwrote (`"kind": "unicast"`, so nothing
+    #: that reads results by kind, `--baseline` included, knew the record for a RouteDecision).
+    route_type: str = "?"
     interface: str | None = None
     gateway: str | None = None
     source: str | None = None
@@ -266,7 +270,7 @@ class RouteDecision(Observation):
     compared = Fields(
         stable=(
             "error",
-            "kind",
+            "route_type",
             "interface",
             "gateway",
             "source",
@@ -280,7 +284,7 @@ class RouteDecision(Observation):
 
     @property
     def fails_closed(self) -> bool:
-        return self.error is None and self.kind in CLOSED_KINDS
+        return self.error is None and self.route_type in CLOSED_KINDS
 
     def how(self) -> str:
         """One line for messages: the route and the rule that sent the packet there."""
@@ -324,7 +328,7 @@ def decide(
         note = None if walk.kind == kind else f"the rule replay found {walk.kind}"
         return RouteDecision(
             **base,
-            kind=kind,
+            route_type=kind,
             kernel=text,
             note=note,
             route=walk.route.text() if walk.route else None,
@@ -355,7 +359,7 @@ def decide(
         route_text = None
     return RouteDecision(
         **base,
-        kind=kind,
+        route_type=kind,
         interface=oif if kind not in CLOSED_KINDS else None,
         gateway=kernel.get("gateway"),
         source=kernel.get("source"),
@@ -567,7 +571,12 @@ class NameRoutes(Observation):
     decisions: tuple[RouteDecision, ...] = ()
 
     compared = Fields(
-        stable=("error", "addresses", "no_records", "decisions.{dst,kind,interface,gateway,source}")
+        stable=(
+            "error",
+            "addresses",
+            "no_records",
+            "decisions.{dst,route_type,interface,gateway,source}",
+        )
     )
 
 
@@ -684,7 +693,12 @@ class ResolverRoutes(Observation):
     decisions: tuple[RouteDecision, ...] = ()
 
     compared = Fields(
-        stable=("error", "servers", "via_stub", "decisions.{dst,kind,interface,gateway,source}")
+        stable=(
+            "error",
+            "servers",
+            "via_stub",
+            "decisions.{dst,route_type,interface,gateway,source}",
+        )
     )
 
 
