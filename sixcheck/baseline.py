@@ -282,6 +282,83 @@ def load(path: Path) -> dict[str, Any]:
     ):
         raise BaselineError(f"{path}: 'checks' is not a list of {{id, outcome, ...}} entries")
     doc: dict[str, Any] = data
+    return upgrade_legacy(doc)
+
+
+# ---------------------------------------------------------------------------------------------
+# records an older sixcheck wrote
+
+#: Fields a RouteDecision's evidence has and no other observation's together: how one written
+#: before its route type had a name of its own is known.
+_DECISION_KEYS = frozenset({"dst", "family", "rules_consulted", "kernel"})
+#: Comparison paths of the kinds that nest decisions, as older results declared them.
+_LEGACY_PATHS = {
+    "decisions.{dst,kind,interface,gateway,source}": (
+        "decisions.{dst,route_type,interface,gateway,source}"
+    ),
+}
+
+
+def _legacy_decision(node: Any) -> bool:
+    return (
+        isinstance(node, dict)
+        and node.keys() >= _DECISION_KEYS
+        and "kind" in node
+        and "route_type" not in node
+    )
+
+
+def _renamed(node: dict[str, Any]) -> dict[str, Any]:
+    """A nested decision with its `kind` (the route type) as `route_type`, in its place."""
+    return {("route_type" if k == "kind" else k): v for k, v in node.items()}
+
+
+def _upgrade_nested(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_upgrade_nested(v) for v in node]
+    if isinstance(node, dict):
+        node = _renamed(node) if _legacy_decision(node) else node
+        return {k: _upgrade_nested(v) for k, v in node.items()}
+    return node
+
+
+def upgrade_observation(obs: Any) -> Any:
+    """One observation as this sixcheck records it.
+
+    Before the route type of a RouteDecision was `route_type` it was a field named `kind`, which
+    overwrote the evidence's `kind` (the observation's class): a route decision read
+    `{"kind": "unicast", "dst": ...}`, and the ones nested in NameRoutes and ResolverRoutes
+    `decisions` `{"kind": "unicast", ...}`. Compared as they are, every route decision of an older
+    baseline would change (`result unicast → RouteDecision`, a `route-type` appearing in each
+    decision) although the network did not."""
+    if not isinstance(obs, dict):
+        return obs
+    if _legacy_decision(obs):  # the class name was lost; the keys say which it was
+        top: dict[str, Any] = {"kind": "RouteDecision"}
+        for k, v in obs.items():
+            if k != "kind":
+                top[k] = v
+            if k == "family":  # where the field sits in the class
+                top["route_type"] = obs["kind"]
+        obs = top
+    return {k: _upgrade_nested(v) for k, v in obs.items()}
+
+
+def upgrade_legacy(doc: dict[str, Any]) -> dict[str, Any]:
+    """A results document with what older versions recorded differently read in today's shape
+    (in place; returned for convenience): the observations (`upgrade_observation`) and the
+    comparison paths that named their fields (`observation_fields`)."""
+    for check in doc.get("checks") or ():
+        evidence = check.get("evidence") if isinstance(check, dict) else None
+        for entry in evidence if isinstance(evidence, list) else ():
+            if isinstance(entry, dict) and isinstance(entry.get("observation"), dict):
+                entry["observation"] = upgrade_observation(entry["observation"])
+    table = doc.get("observation_fields")
+    for spec in table.values() if isinstance(table, dict) else ():
+        for key in ("stable", "volatile"):
+            paths = spec.get(key) if isinstance(spec, dict) else None
+            if isinstance(paths, list):
+                spec[key] = [_LEGACY_PATHS.get(p, p) if isinstance(p, str) else p for p in paths]
     return doc
 
 

@@ -229,3 +229,57 @@ def test_regressions_grouped_under_their_cause() -> None:
         cmp, "failures"
     )
     assert cmp.as_json()["causes"][0]["regressions"] == group.regressions
+
+
+# ---- results an older sixcheck wrote
+
+LEGACY = Path(__file__).parent / "fixtures" / "legacy" / "vpn-leak-lab-vpn.json"
+SAME_RUN = Path(__file__).parent / "fixtures" / "diagnosis" / "vpn-leak" / "lab-vpn.json"
+
+
+def _lines(cmp: bl.Comparison) -> list[str]:
+    return [f"{c.short_id}: {f.field}: {f.text()}" for c in cmp.changes for f in c.evidence]
+
+
+def test_a_baseline_from_before_route_type_compares_as_the_same_run() -> None:
+    """The vpn lab run under vpn-leak as sixcheck recorded it before RouteDecision's route type
+    was `route_type` (it overwrote `kind`: `"kind": "unicast"`), compared with the same run as
+    recorded now: nothing changed in the network, so no line may say so."""
+    legacy = json.loads(LEGACY.read_text())
+    assert '"kind": "unicast"' in json.dumps(legacy)  # the fixture is the old shape
+    now = json.loads(SAME_RUN.read_text())
+    assert _lines(bl.compare(bl.load(LEGACY), now, str(LEGACY))) == []
+    # read as it is, every route decision and every nested decision would read as a change
+    raw = _lines(bl.compare(legacy, now, str(LEGACY)))
+    assert any("result unicast → RouteDecision" in line for line in raw), raw
+    assert any("route-type unicast" in line for line in raw), raw  # NameRoutes' decisions
+
+
+def test_a_legacy_route_decision_still_shows_a_real_change(tmp_path: Path) -> None:
+    def check(obs: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": "checks/test_vpn.py::test_protected_destination_stays_in_vpn[IPv6-x]",
+            "area": "vpn",
+            "outcome": "passed",
+            "evidence": [
+                {"request": {"probe": "RouteGet", "dst": "2001:db8:10::10"}, "observation": obs}
+            ],
+        }
+
+    common = {
+        "error": None,
+        "dst": "2001:db8:10::10",
+        "family": 6,
+        "rules_consulted": [],
+        "kernel": "",
+    }
+    old = _doc(check({"kind": "unicast", **common, "interface": "wg0"}))
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    new = _doc(
+        check({"kind": "RouteDecision", **common, "route_type": "blackhole", "interface": None})
+    )
+    cmp = bl.compare(bl.load(tmp_path / "old.json"), new, "old.json")
+    assert _lines(cmp) == [
+        "test_protected_destination_stays_in_vpn[IPv6-x]: route_type: route_type unicast → blackhole",
+        "test_protected_destination_stays_in_vpn[IPv6-x]: interface: interface wg0 → none",
+    ]

@@ -32,12 +32,14 @@ def lab() -> Iterator[Lab]:
         yield lab
 
 
-def _run(lab: Lab, faults: list[str], tmp_path: Path) -> tuple[dict[str, str], dict, str]:  # type: ignore[type-arg]
+def _run(
+    lab: Lab, faults: list[str], tmp_path: Path, *extra: str
+) -> tuple[dict[str, str], dict, str]:  # type: ignore[type-arg]
     lab.up(faults=faults)
     out = tmp_path / "results.json"
     proc = netns.run_pytest_in(
         lab.ns("vpn"),
-        ["--profile", str(PROFILE), "--report-dir", str(tmp_path), "--json-file", str(out)],
+        ["--profile", str(PROFILE), "--report-dir", str(tmp_path), "--json-file", str(out), *extra],
         REPO,
         timeout=120,
     )
@@ -60,6 +62,33 @@ def test_healthy_vpn_carries_both_families(lab: Lab, tmp_path: Path) -> None:
     html = next(tmp_path.glob("lab-vpn-*.html")).read_text()
     assert "seen on wg0" in html  # the captured datagram is evidence
     assert "32766: from all lookup main" in html  # the rule walk is evidence
+
+
+def test_route_decisions_are_recorded_as_such(lab: Lab, tmp_path: Path) -> None:
+    """The evidence of a route decision says `RouteDecision`, its route type is `route_type`, and
+    a baseline an older sixcheck wrote of the same healthy site (its decisions recorded as
+    `"kind": "unicast"`) compares without a change."""
+    legacy = REPO / "tests" / "fixtures" / "legacy" / "healthy-lab-vpn.json"
+    outcomes, _, text = _run(lab, [], tmp_path, "--baseline", str(legacy))
+    assert set(outcomes.values()) == {"passed"}, text
+    data = json.loads((tmp_path / "results.json").read_text())
+    seen = [
+        (e["request"]["probe"], e["observation"])
+        for c in data["checks"]
+        for e in c["evidence"]
+        if "observation" in e
+    ]
+    routes = [o for probe, o in seen if probe == "RouteGet"]
+    assert routes, text
+    assert {o["kind"] for o in routes} == {"RouteDecision"}
+    assert {o["route_type"] for o in routes} == {"unicast"}
+    nested = [d for probe, o in seen if probe == "NameEgress" for d in o["decisions"]]
+    assert nested, text
+    assert all(d["route_type"] == "unicast" and "kind" not in d for d in nested)
+    assert "route_type" in data["observation_fields"]["RouteDecision"]["stable"]
+    changes = data["baseline"]["changes"]
+    assert data["baseline"]["counts"]["still-passing"] == len(outcomes), changes
+    assert changes == [], changes
 
 
 def test_blackholed_ipv6_passes(lab: Lab, tmp_path: Path) -> None:
