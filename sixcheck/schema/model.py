@@ -323,28 +323,29 @@ def _annotated(inner: Check, metadata: Iterable[Any]) -> Check:
             bounds.update(m.bounds)  # an outer Field narrows an inner one
 
     def check(value: Any, loc: Loc, issues: list[Issue]) -> Any:
-        try:
-            for f in befores:
-                value = f(value)
-        except (ValueError, AssertionError) as exc:
-            issues.append(Issue(loc, str(exc)))
-            return _INVALID
-        value = inner(value, loc, issues)
+        value = _parsed(befores, value, loc, issues)
+        if value is not _INVALID:
+            value = inner(value, loc, issues)
         if value is _INVALID:
             return value
         problem = _bound_issue(value, bounds)
         if problem:
             issues.append(Issue(loc, problem))
             return _INVALID
-        try:
-            for f in afters:
-                value = f(value)
-        except (ValueError, AssertionError) as exc:
-            issues.append(Issue(loc, str(exc)))
-            return _INVALID
-        return value
+        return _parsed(afters, value, loc, issues)
 
     return check
+
+
+def _parsed(funcs: list[Callable[[Any], Any]], value: Any, loc: Loc, issues: list[Issue]) -> Any:
+    """`value` through a field's own parsers; a ValueError is the user's problem, in its words."""
+    try:
+        for f in funcs:
+            value = f(value)
+    except (ValueError, AssertionError) as exc:
+        issues.append(Issue(loc, str(exc)))
+        return _INVALID
+    return value
 
 
 def compile_type(tp: Any) -> Check:
