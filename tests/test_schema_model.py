@@ -95,6 +95,9 @@ def test_every_problem_is_reported_with_its_key_path() -> None:
         ),
         ("hosts.a", "'x' is not an IPv6 address"),
     ]
+    assert _issues({"name": "x", "hosts": {"a": None}}) == [
+        ("hosts.a", "expected an IPv6 address as a string, got nothing (the key has no value)")
+    ]
 
 
 def test_a_union_says_what_each_alternative_needed() -> None:

@@ -19,6 +19,8 @@ _DNSNAME = re.compile(
 
 
 def _text(value: Any, what: str) -> str:
+    if value is None:
+        raise ValueError(f"expected {what} as a string, got nothing (the key has no value)")
     if not isinstance(value, str):
         raise ValueError(f"expected {what} as a string, got {type(value).__name__} {value!r}")
     return value.strip()
