@@ -18,6 +18,7 @@ the kernel's RA-installed default routes, router-flagged neighbours and RA prefi
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 import select
@@ -293,8 +294,6 @@ class RouterAdverts(ProbeRequest[RaObservation]):
     async def run_batch(
         cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
     ) -> dict[ProbeRequest[Any], Observation]:
-        import asyncio
-
         reqs = [r for r in requests if isinstance(r, RouterAdverts)]
         results = await asyncio.gather(
             *(
@@ -529,8 +528,6 @@ class RouterNeighbors(ProbeRequest[NeighborObservation]):
     async def run_batch(
         cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
     ) -> dict[ProbeRequest[Any], Observation]:
-        import asyncio
-
         reqs = [r for r in requests if isinstance(r, RouterNeighbors)]
         results = await asyncio.gather(
             *(
