@@ -18,8 +18,7 @@ from sixcheck import baseline as bl
 from sixcheck import probes
 from sixcheck.plugin import ADDED_KEYS, observation_record
 from sixcheck.probes.base import Observation, fields_table, observation_kinds
-from sixcheck.probes.egress import NameRoutes, Route, Rule, decide
-from sixcheck.probes.egress_requests import RouteGet
+from sixcheck.probes.egress import NameRoutes, Route, RouteGet, Rule, decide
 
 
 def _every_kind() -> dict[str, type[Observation]]:
