@@ -10,7 +10,7 @@ import ipaddress
 import re
 from typing import Annotated, Any
 
-from .model import Before, Field
+from .model import NO_VALUE, Before, Field
 
 _IFNAME = re.compile(r"^[^/\s:%]{1,15}$")
 _DNSNAME = re.compile(
@@ -20,7 +20,7 @@ _DNSNAME = re.compile(
 
 def _text(value: Any, what: str) -> str:
     if value is None:
-        raise ValueError(f"expected {what} as a string, got nothing (the key has no value)")
+        raise ValueError(f"expected {what} as a string, got {NO_VALUE}")
     if not isinstance(value, str):
         raise ValueError(f"expected {what} as a string, got {type(value).__name__} {value!r}")
     return value.strip()

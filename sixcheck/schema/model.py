@@ -142,9 +142,13 @@ def short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-2:]}"
 
 
+#: How a key written with nothing after it (`key:`) is named; "NoneType None" means nothing to a user.
+NO_VALUE = "nothing (the key has no value)"
+
+
 def _got(what: str, value: Any) -> str:
-    if value is None:  # `key:` with nothing after it; "NoneType None" means nothing to a user
-        return f"Input should be {what}, got nothing (the key has no value)"
+    if value is None:
+        return f"Input should be {what}, got {NO_VALUE}"
     return f"Input should be {what}, got {type(value).__name__} {short(value)}"
 
 
