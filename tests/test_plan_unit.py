@@ -189,6 +189,50 @@ def test_the_stages_share_one_pool_of_probe_threads() -> None:
     assert not any(t.is_alive() for t in probe_threads)
 
 
+@dataclass(frozen=True)
+class Blocking(Quick):
+    """A kind that answers from a probe thread (as netlink and getaddrinfo do)."""
+
+    label: ClassVar[str] = "blocking"
+
+    @classmethod
+    async def run_batch(
+        cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
+    ) -> dict[ProbeRequest[Any], Observation]:
+        await asyncio.get_running_loop().run_in_executor(None, time.sleep, 0.01)
+        return await super().run_batch(requests, ctx)
+
+
+def test_a_stage_started_after_the_early_one_ended_still_gets_probe_threads() -> None:
+    """An early window over before the rest starts (a slow collection) left the pool without
+    workers: asyncio shuts a loop's default executor down twice (`shutdown_default_executor`,
+    then `close`), which ended the shared pool's workers while the run still needed them, and
+    the rest's first blocking probe waited forever. Seen as a hung unprivileged lab-lan run."""
+    before = {t.ident for t in threading.enumerate()}
+    staged = StagedPlan(CTX)
+    staged.start_early([Busy("a", n=2)])
+    early = [
+        t for t in threading.enumerate() if t.name == "sixcheck-plan" and t.ident not in before
+    ]
+    for t in early:
+        t.join(5)  # the early stage's loop has closed
+    done = threading.Event()
+    got: list[Any] = []
+
+    def rest() -> None:
+        got.append(staged.start([Busy("a", n=2), Blocking("x"), Blocking("y")]).wait())
+        done.set()
+
+    threading.Thread(target=rest, daemon=True).start()
+    assert done.wait(10), "the rest of the plan never ended"
+    results, _ = got[0]
+    assert {r: type(o).__name__ for r, o in results.items()} == {
+        Busy("a", n=2): "Seen",
+        Blocking("x"): "Seen",
+        Blocking("y"): "Seen",
+    }
+
+
 def test_pyroute2_asked_by_many_threads_at_once_is_whole_for_each() -> None:
     """Probe threads use `ip_route()` while another kind (egress) or a user's code takes names
     from the package itself: the package __init__ runs once, the others wait for it (the first

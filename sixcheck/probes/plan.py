@@ -141,24 +141,20 @@ class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
     loop's own deadlines (a DNS query's 1.5 s) then expire while it waits. (A ThreadPoolExecutor
     subclass only because asyncio accepts nothing else as its default executor.)
 
-    One pool may serve several event loops (a staged plan's stages): each loop `use()`s it and
-    its `shutdown` (asyncio calls it when the loop closes) only ends the workers after the last
-    user's, so the stages together never run more threads than one plan would.
+    One pool may serve several event loops (a staged plan's stages). A loop's end does not end
+    the pool: asyncio shuts a loop's default executor down when the loop closes (twice in
+    Python 3.11, `shutdown_default_executor` and then `close`), which must not take the workers
+    a later stage still needs. The pool's owner ends it with `release` once every stage is done.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._work: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._idle = threading.Semaphore(0)
+        self._lock = threading.Lock()
+        self._idle = 0  # workers waiting for work that no submit has counted on yet
         self._count = 0
         self._limit = min(32, (os.cpu_count() or 1) + 4)
-        self._users = 0
-        self._users_lock = threading.Lock()
-
-    def use(self) -> DaemonExecutor:
-        with self._users_lock:
-            self._users += 1
-        return self
+        self._released = False
 
     def submit(
         self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
@@ -173,25 +169,36 @@ class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
             except BaseException as exc:
                 fut.set_exception(exc)
 
-        self._work.put(work)
-        if not self._idle.acquire(blocking=False) and self._count < self._limit:
-            self._count += 1
-            threading.Thread(target=self._worker, name="sixcheck-probe", daemon=True).start()
+        with self._lock:
+            if self._released:  # work nobody would ever take: say so instead of waiting forever
+                raise RuntimeError("the probe pool was released: its run has ended")
+            self._work.put(work)
+            if self._idle:
+                self._idle -= 1
+            elif self._count < self._limit:
+                self._count += 1
+                threading.Thread(target=self._worker, name="sixcheck-probe", daemon=True).start()
         return fut
 
     def _worker(self) -> None:
         while (item := self._work.get()) is not None:
             item()
-            self._idle.release()
+            with self._lock:
+                self._idle += 1
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Nothing to wait for: a probe thread ends at its own deadline or with the process;
-        idle workers are told to end once the pool's last user is done with it."""
-        with self._users_lock:
-            self._users -= 1
-            if self._users > 0:
+        """Nothing: a loop that borrowed the pool has closed, others may still need it. A
+        probe thread ends at its own deadline or with the process; `release` ends idle ones."""
+
+    def release(self) -> None:
+        """End the workers once they are idle; the pool takes no more work. Called by its owner
+        when the run (every stage of it) is over."""
+        with self._lock:
+            if self._released:
                 return
-        for _ in range(self._count):
+            self._released = True
+            count = self._count
+        for _ in range(count):
             self._work.put(None)
 
 
@@ -202,7 +209,7 @@ async def _with_daemon_threads(
     timings: dict[str, float],
     pool: DaemonExecutor,
 ) -> dict[ProbeRequest[Any], Observation]:
-    asyncio.get_running_loop().set_default_executor(pool.use())
+    asyncio.get_running_loop().set_default_executor(pool)
     return await run_plan_async(requests, ctx, started, timings)
 
 
@@ -220,6 +227,7 @@ class PlanRun:
         ctx: ProbeContext,
         pool: DaemonExecutor | None = None,
     ) -> None:
+        self._own_pool = pool is None  # else the pool's owner releases it (a staged plan)
         self._pool = pool or DaemonExecutor()
         self.started = threading.Event()
         self.timings: dict[str, float] = {}
@@ -244,6 +252,8 @@ class PlanRun:
         except BaseException as exc:  # handed to the waiting thread, raised there
             self._error = exc
         finally:
+            if self._own_pool:
+                self._pool.release()
             self.ended = time.monotonic()
             self.started.set()
             self._done.set()
@@ -272,7 +282,7 @@ class StagedPlan:
         self._early: list[PlanRun] = []
         self._started: set[ProbeRequest[Any]] = set()
         self._t0: float | None = None
-        self._pool = DaemonExecutor().use()  # one pool for both stages; released by the run
+        self._pool = DaemonExecutor()  # one pool for both stages; released by the run
         # made at configure time, before any thread of the run: the table grows without a wait
         reserve_descriptors(PLAN_DESCRIPTORS)
 
@@ -321,7 +331,7 @@ class _StagedRun:
             merged.update(results)
             for kind, took in run.timings.items():
                 self.timings[kind] = max(took, self.timings.get(kind, 0.0))
-        self._pool.shutdown()  # the stages' loops released it already: its idle workers end
+        self._pool.release()  # every stage is over: its idle workers end
         # an early window whose check was deselected afterwards is not part of this run's results
         return {r: merged[r] for r in self._wanted if r in merged}, ended - self._t0
 
