@@ -7,7 +7,6 @@ family is the one actually used, or only a fallback.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from dataclasses import dataclass
 
@@ -55,6 +54,8 @@ class AddrInfo(ProbeRequest[AddrOrder]):
     name: str
 
     async def run_one(self, ctx: ProbeContext) -> AddrOrder:
+        import asyncio
+
         try:
             return await asyncio.wait_for(
                 asyncio.to_thread(addr_order, self.name), timeout=ctx.probe_timeout

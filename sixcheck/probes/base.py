@@ -3,11 +3,15 @@
 Requests are values so that the plan can de-duplicate them across checks (one RS per interface, one
 query per resolver x name x transport). Observations are data, errors included: a probe never
 asserts and never raises into a check.
+
+Probe modules are imported while pytest collects (the checks build their requests from the
+profile), long before anything runs, and start-up is budgeted (issue 15). So what only running a
+probe needs, asyncio above all (~12 ms with the ssl it pulls in), is imported inside the functions
+that run probes, not at module level; tests/test_collect_imports.py keeps it that way.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 from collections.abc import Mapping, Sequence
@@ -165,6 +169,8 @@ class ProbeRequest(Generic[O]):
         cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
     ) -> dict[ProbeRequest[Any], Observation]:
         """Default: run each request's `run_one` concurrently."""
+        import asyncio  # only a run needs it: collection builds requests, never runs them
+
         results = await asyncio.gather(*(r.run_one(ctx) for r in requests), return_exceptions=True)
         out: dict[ProbeRequest[Any], Observation] = {}
         for req, res in zip(requests, results, strict=True):

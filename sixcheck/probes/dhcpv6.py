@@ -23,7 +23,6 @@ whole `window` (see `_Listening`).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
 import os
@@ -593,6 +592,8 @@ class Dhcpv6Exchange(ProbeRequest[Dhcpv6Observation]):
     async def run_batch(
         cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
     ) -> dict[ProbeRequest[Any], Observation]:
+        import asyncio
+
         reqs = [r for r in requests if isinstance(r, Dhcpv6Exchange)]
         results = await asyncio.gather(
             *(
@@ -632,6 +633,8 @@ def _open(iface: str) -> socket.socket:
 
 def exchange(req: Dhcpv6Exchange) -> Dhcpv6Observation:
     """One exchange outside a probe plan (benchmarks, scripts): see `exchange_async`."""
+    import asyncio
+
     return asyncio.run(exchange_async(req))
 
 
@@ -692,6 +695,8 @@ async def exchange_async(
     thread pool (DNS, netlink) must not queue behind a DHCPv6 window. The preparation has its
     own deadline, so a slow start (netlink on a loaded machine) never eats the window.
     """
+    import asyncio
+
     prep = await asyncio.wait_for(asyncio.to_thread(_prepare, req), timeout=prepare_timeout)
     if prep.sock is None:
         return prep.base

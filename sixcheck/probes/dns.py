@@ -15,7 +15,6 @@ resolvers): build `DnsQuery(server, name, rdtype, transport, port)` and read `Dn
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import ipaddress
@@ -181,6 +180,8 @@ class DnsQuery(ProbeRequest[DnsAnswer]):
     ) -> dict[ProbeRequest[Any], Observation]:
         """Start every query at once, all bounded by the same deadline, so a dead resolver costs
         one timeout for the whole run, however many names are asked of it."""
+        import asyncio
+
         limit = asyncio.Semaphore(MAX_IN_FLIGHT)
         owners = await asyncio.to_thread(_address_owners)  # pyroute2's sync API wants no loop
 
@@ -196,6 +197,8 @@ class DnsQuery(ProbeRequest[DnsAnswer]):
         return dict(zip(queries, answers, strict=True))
 
     async def run_one(self, ctx: ProbeContext) -> DnsAnswer:
+        import asyncio
+
         return await self.query(ctx.probe_timeout, await asyncio.to_thread(_address_owners))
 
     async def query(
@@ -301,6 +304,8 @@ class DnsQuery(ProbeRequest[DnsAnswer]):
     ) -> Any:
         """Open a socket to the server (connected, so ICMP errors reach us), record its local
         address, send the query and return the parsed answer; raises what went wrong."""
+        import asyncio
+
         import dns.asyncbackend
         import dns.asyncquery
 

@@ -18,7 +18,6 @@ its addresses; `LinkFamilies` says which families a VPN interface carries at all
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import ipaddress
 import os
@@ -519,6 +518,8 @@ T = TypeVar("T")
 
 
 async def _in_thread(fn: Callable[[], T], timeout: float) -> T:
+    import asyncio
+
     return await asyncio.wait_for(asyncio.to_thread(fn), timeout=timeout)
 
 
@@ -616,6 +617,8 @@ class NameEgress(ProbeRequest[NameRoutes]):
     async def run_batch(
         cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
     ) -> dict[ProbeRequest[Any], Observation]:
+        import asyncio
+
         reqs = [r for r in requests if isinstance(r, NameEgress)]
         answers = await _query_resolvers(reqs, ctx)
 

@@ -17,7 +17,6 @@ must not read as "no answer".
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import os
 import socket
@@ -117,6 +116,8 @@ class Echo(ProbeRequest[EchoResult]):
     async def run_batch(
         cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
     ) -> dict[ProbeRequest[Any], Observation]:
+        import asyncio
+
         reqs = [r for r in requests if isinstance(r, Echo)]
         if not reqs:
             return {}

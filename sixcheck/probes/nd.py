@@ -18,7 +18,6 @@ the kernel's RA-installed default routes, router-flagged neighbours and RA prefi
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import os
 import select
@@ -294,6 +293,8 @@ class RouterAdverts(ProbeRequest[RaObservation]):
     async def run_batch(
         cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
     ) -> dict[ProbeRequest[Any], Observation]:
+        import asyncio
+
         reqs = [r for r in requests if isinstance(r, RouterAdverts)]
         results = await asyncio.gather(
             *(
@@ -528,6 +529,8 @@ class RouterNeighbors(ProbeRequest[NeighborObservation]):
     async def run_batch(
         cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
     ) -> dict[ProbeRequest[Any], Observation]:
+        import asyncio
+
         reqs = [r for r in requests if isinstance(r, RouterNeighbors)]
         results = await asyncio.gather(
             *(

@@ -13,7 +13,6 @@ mode (a probe must not change the interface's state).
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import ipaddress
 import socket
@@ -265,6 +264,8 @@ def filtered_socket(
 ) -> socket.socket:
     """A non-blocking AF_PACKET socket bound to `iface` and `protocol`, with the classic BPF
     `prog` attached before the bind (so nothing unfiltered is ever queued)."""
+    import ctypes  # only opening the socket needs it; pytest's collection imports this module
+
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)  # protocol 0: nothing yet
     try:
         insns = b"".join(struct.pack("HBBI", *ins) for ins in prog)

@@ -8,7 +8,6 @@ One IPRoute socket serves a whole batch; the blocking calls run in a thread unde
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import socket
 import sys
@@ -347,6 +346,8 @@ class ReadNeighbors(ProbeRequest[NeighborList]):
 async def _batch(
     requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext, fn: Any
 ) -> dict[ProbeRequest[Any], Observation]:
+    import asyncio
+
     def work() -> dict[ProbeRequest[Any], Observation]:
         out: dict[ProbeRequest[Any], Observation] = {}
         try:

@@ -11,7 +11,6 @@ A server given by name is resolved to AAAA only: an A record cannot serve an IPv
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import ipaddress
@@ -188,12 +187,16 @@ class NtpQuery(ProbeRequest[NtpAnswer]):
         cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
     ) -> dict[ProbeRequest[Any], Observation]:
         """All servers at once under one deadline: a dead server costs one timeout per run."""
+        import asyncio
+
         owners = await asyncio.to_thread(_address_owners)
         reqs = [r for r in requests if isinstance(r, NtpQuery)]
         results = await asyncio.gather(*(r.query(ctx.probe_timeout, owners) for r in reqs))
         return dict(zip(reqs, results, strict=True))
 
     async def run_one(self, ctx: ProbeContext) -> NtpAnswer:
+        import asyncio
+
         return await self.query(ctx.probe_timeout, await asyncio.to_thread(_address_owners))
 
     async def query(
@@ -253,19 +256,6 @@ class _NoAddress(Exception):
     """The server's name gave no IPv6 address; the message says why."""
 
 
-class _Reply(asyncio.DatagramProtocol):
-    """Collects datagrams with their arrival time (T4 is taken as early as asyncio allows)."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[tuple[bytes, float] | BaseException] = asyncio.Queue()
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.queue.put_nowait((data, time.time()))
-
-    def error_received(self, exc: Exception) -> None:
-        self.queue.put_nowait(exc)
-
-
 def _to_unix(ntp_fixed: int) -> float:
     """A 64-bit NTP timestamp (32.32 fixed point, era 0) as Unix seconds."""
     return ntp_fixed / 2**32 - NTP_EPOCH_OFFSET
@@ -280,6 +270,23 @@ async def exchange(
     """Send one request to base['address'] and wait for the reply whose origin timestamp is ours.
 
     `timeout` is what is left of the deadline; `stated` is the deadline messages quote."""
+    import asyncio
+
+    class _Reply(asyncio.DatagramProtocol):
+        """Collects datagrams with their arrival time (T4 is taken as early as asyncio allows).
+
+        Defined here, where asyncio is imported: the module is imported while pytest collects,
+        which needs NtpQuery but no event loop (a class per exchange costs microseconds)."""
+
+        def __init__(self) -> None:
+            self.queue: asyncio.Queue[tuple[bytes, float] | BaseException] = asyncio.Queue()
+
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            self.queue.put_nowait((data, time.time()))
+
+        def error_received(self, exc: Exception) -> None:
+            self.queue.put_nowait(exc)
+
     address, port = base["address"], base["port"]
     loop = asyncio.get_running_loop()
     start = time.monotonic()

@@ -19,7 +19,6 @@ starts, so the Router Solicitation goes out at once instead of after every kind'
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import contextlib
 import fcntl
@@ -60,6 +59,8 @@ async def _run_kind(
 async def _run_kind_timed(
     kind: type[ProbeRequest[Any]], reqs: list[ProbeRequest[Any]], ctx: ProbeContext
 ) -> dict[ProbeRequest[Any], Observation]:
+    import asyncio
+
     if kind.imports:  # before the deadline starts, off the event loop: see the module docstring
         await asyncio.get_running_loop().run_in_executor(None, _preload, kind.imports)
     try:
@@ -79,6 +80,8 @@ async def run_plan_async(
     timings: dict[str, float] | None = None,
 ) -> dict[ProbeRequest[Any], Observation]:
     """`timings` receives each kind's wall time (imports included): which kind the plan waited for."""
+    import asyncio
+
     by_kind: dict[type[ProbeRequest[Any]], list[ProbeRequest[Any]]] = {}
     for req in dict.fromkeys(requests):  # de-duplicate, keep order
         by_kind.setdefault(type(req), []).append(req)
@@ -209,6 +212,8 @@ async def _with_daemon_threads(
     timings: dict[str, float],
     pool: DaemonExecutor,
 ) -> dict[ProbeRequest[Any], Observation]:
+    import asyncio
+
     asyncio.get_running_loop().set_default_executor(pool)
     return await run_plan_async(requests, ctx, started, timings)
 
@@ -243,6 +248,8 @@ class PlanRun:
         self._thread.start()
 
     def _run(self) -> None:
+        import asyncio
+
         try:
             self._results = asyncio.run(
                 _with_daemon_threads(

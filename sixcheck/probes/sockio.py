@@ -17,7 +17,6 @@ hundred targets still goes out as one wave.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
 import socket
@@ -26,6 +25,10 @@ import time
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where a probe runs (see sixcheck.probes.base)
+    import asyncio
 
 # Linux constants Python's socket module does not export.
 SOL_IPV6 = 41
@@ -209,6 +212,8 @@ async def wait_writable(sock: socket.socket, timeout: float) -> bool:
 
 
 async def _wait_ready(sock: socket.socket, timeout: float, *, writable: bool) -> bool:
+    import asyncio
+
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[None] = loop.create_future()
     fd = sock.fileno()
@@ -317,6 +322,8 @@ class Pacer:
     def __init__(
         self, rate: float, burst: int | None = None, concurrency: int | None = None
     ) -> None:
+        import asyncio
+
         self.rate = float(rate)
         if burst is None:
             burst = int(rate // 4)
@@ -344,6 +351,8 @@ class Pacer:
         Both buckets are looked at under one lock at the same instant, so neither bound can be
         overrun by a taker that got one token and then waited for the other.
         """
+        import asyncio
+
         async with self.lock:
             while True:
                 now = time.monotonic()
@@ -373,6 +382,8 @@ _PACERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, Pacer]
 def pacer(rate: float, concurrency: int | None = None) -> Pacer:
     """The run's pacer for `rate` (one per event loop, so separate runs never share tokens),
     its burst capped by the smallest `concurrency` any probe kind of the run asked for."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     per_loop = _PACERS.setdefault(loop, {})
     if rate not in per_loop:

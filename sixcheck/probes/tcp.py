@@ -23,7 +23,6 @@ means "no answer within the profile's deadline" and one lost SYN is retried, not
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import errno
@@ -157,6 +156,8 @@ async def run_paced(
     """Run `fn` for every request at once, under the smallest rate/concurrency they ask for,
     sharing one RTT estimator (`timeout` its ceiling), and fill in the interface each
     observation's source address belongs to."""
+    import asyncio
+
     if not reqs:
         return {}
     inflight = min(r.concurrency for r in reqs)
