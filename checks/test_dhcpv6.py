@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from sixcheck.check import Simple, targets
-from sixcheck.probes.dhcpv6 import Dhcpv6Exchange, Dhcpv6Observation, Dhcpv6Reply
-from sixcheck.probes.nd import RaObservation, RouterAdverts
-from sixcheck.probes.netlink import AddressList, ReadAddresses, ReadRoutes, Route, RouteTable
+from sixcheck.probes.dhcpv6_requests import Dhcpv6Exchange
+from sixcheck.probes.nd_requests import RouterAdverts
+from sixcheck.probes.netlink_requests import ReadAddresses, ReadRoutes
 from sixcheck.schema import Profile
 from sixcheck.schema.dhcpv6 import Delegation, Dhcpv6Area, Dhcpv6Interface
+
+if TYPE_CHECKING:  # what the probes answer: loaded when they run, not when pytest collects
+    from sixcheck.probes.dhcpv6 import Dhcpv6Observation, Dhcpv6Reply
+    from sixcheck.probes.nd import RaObservation
+    from sixcheck.probes.netlink import AddressList, Route, RouteTable
 
 AREA = "dhcpv6"
 

@@ -24,8 +24,10 @@ from typing import Any
 
 from .probes.base import Observation, ProbeContext, ProbeRequest, has_raw_sockets
 from .probes.dns import DnsAnswer, DnsQuery, HostResolvers, ReadHostResolvers
-from .probes.nd import RaObservation, RouterAdverts
-from .probes.netlink import AddressList, ReadAddresses, ReadRoutes, ReadRules, RouteTable, RuleList
+from .probes.nd import RaObservation
+from .probes.nd_requests import RouterAdverts
+from .probes.netlink import AddressList, RouteTable, RuleList
+from .probes.netlink_requests import ReadAddresses, ReadRoutes, ReadRules
 from .probes.ntp import NtpAnswer, NtpQuery
 from .probes.plan import run_plan
 from .probes.sysctl import SysctlValue, read_sysctl

@@ -582,3 +582,15 @@ def test_checks_ask_with_the_profiles_servers_and_listening() -> None:
         assert r.servers == (("fe80::1", "00:03:00:01:02:00:5e:00:53:01"), ("fe80::2", None))
         assert r.whole_window
     assert checks._main("lan0", p.dhcpv6.interfaces["lan0"], p.dhcpv6, ia_na=True) == reqs[0]
+
+
+def test_default_oro_is_the_named_options() -> None:
+    """dhcpv6_requests spells the ORO in numbers (collection must not import dhcpv6 for names)."""
+    assert d.DEFAULT_ORO == (
+        d.OPT_DNS,
+        d.OPT_DOMAINS,
+        d.OPT_SNTP,
+        d.OPT_NTP,
+        d.OPT_BOOTFILE_URL,
+        d.OPT_BOOTFILE_PARAM,
+    )

@@ -31,11 +31,14 @@ import struct
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from . import ndwire
 from .base import Fields, Observation, ProbeContext, ProbeFailed, ProbeRequest, Threshold
+
+# The request lives apart (pytest's collection imports only it); this module answers it.
+from .dhcpv6_requests import DEFAULT_ORO, Dhcpv6Exchange
 
 ALL_DHCP_AGENTS = "ff02::1:2"
 ALL_DHCP_AGENTS_MAC = "33:33:00:01:00:02"
@@ -74,8 +77,6 @@ OPT_RAPID_COMMIT, OPT_USER_CLASS = 14, 15
 OPT_DNS, OPT_DOMAINS, OPT_IA_PD, OPT_IAPREFIX = 23, 24, 25, 26
 OPT_SNTP, OPT_NTP, OPT_BOOTFILE_URL, OPT_BOOTFILE_PARAM = 31, 56, 59, 60
 OPT_CLIENT_ARCH, OPT_INFO_REFRESH = 61, 82
-#: What the probe asks every server for (Option Request Option).
-DEFAULT_ORO = (OPT_DNS, OPT_DOMAINS, OPT_SNTP, OPT_NTP, OPT_BOOTFILE_URL, OPT_BOOTFILE_PARAM)
 
 STATUS_NAMES = {
     0: "Success",
@@ -564,65 +565,29 @@ def _frame(mac: str, src: str, payload: bytes) -> bytes:
 # ------------------------------------------------------------------------------- probe
 
 
-@dataclass(frozen=True)
-class Dhcpv6Exchange(ProbeRequest[Dhcpv6Observation]):
-    """Solicit (or, with `information`, Information-Request) on `interface`; collect every
-    answer for up to `window` seconds. Never a Request: nothing is allocated on any server.
+async def exchange_batch(
+    requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
+) -> dict[ProbeRequest[Any], Observation]:
+    """Answer a batch of Dhcpv6Exchange (see `dhcpv6_requests`): all interfaces at once."""
+    import asyncio
 
-    `servers` are the profile's servers as (link-local address, DUID), either may be None: once
-    each has answered, SETTLE_TIME has passed since the send and no other server was heard, the
-    exchange ends early. With `whole_window`, or without `servers` (nothing to wait for: any
-    answer could be the first of several unknown ones), it listens the whole `window`.
-    """
-
-    interface: str
-    information: bool = False
-    ia_na: bool = False
-    ia_pd: bool = False
-    client_arch: int | None = None
-    user_class: str | None = None
-    window: float = 2.0
-    oro: tuple[int, ...] = field(default=DEFAULT_ORO)
-    servers: tuple[tuple[str | None, str | None], ...] = ()
-    whole_window: bool = False
-    needs_raw = True
-    opens_window = True
-
-    @classmethod
-    async def run_batch(
-        cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
-    ) -> dict[ProbeRequest[Any], Observation]:
-        import asyncio
-
-        reqs = [r for r in requests if isinstance(r, Dhcpv6Exchange)]
-        results = await asyncio.gather(
-            *(
-                exchange_async(r, prepare_timeout=max(PREPARE_TIMEOUT, ctx.probe_timeout))
-                for r in reqs
-            ),
-            return_exceptions=True,
-        )
-        out: dict[ProbeRequest[Any], Observation] = {}
-        for req, res in zip(reqs, results, strict=True):
-            if isinstance(res, BaseException):
-                what = (
-                    "did not finish"
-                    if isinstance(res, TimeoutError)
-                    else f"{type(res).__name__}: {res}"
-                )
-                out[req] = ProbeFailed(error=f"DHCPv6 probe on {req.interface}: {what}")
-            else:
-                out[req] = res
-        return out
-
-    def asked(self) -> tuple[str, ...]:
-        parts = [k for k, on in (("IA_NA", self.ia_na), ("IA_PD", self.ia_pd)) if on]
-        parts.append("ORO " + ",".join(str(o) for o in self.oro))
-        if self.client_arch is not None:
-            parts.append(f"client-arch {self.client_arch}")
-        if self.user_class is not None:
-            parts.append(f"user-class {self.user_class}")
-        return tuple(parts)
+    reqs = [r for r in requests if isinstance(r, Dhcpv6Exchange)]
+    results = await asyncio.gather(
+        *(exchange_async(r, prepare_timeout=max(PREPARE_TIMEOUT, ctx.probe_timeout)) for r in reqs),
+        return_exceptions=True,
+    )
+    out: dict[ProbeRequest[Any], Observation] = {}
+    for req, res in zip(reqs, results, strict=True):
+        if isinstance(res, BaseException):
+            what = (
+                "did not finish"
+                if isinstance(res, TimeoutError)
+                else f"{type(res).__name__}: {res}"
+            )
+            out[req] = ProbeFailed(error=f"DHCPv6 probe on {req.interface}: {what}")
+        else:
+            out[req] = res
+    return out
 
 
 def _open(iface: str) -> socket.socket:

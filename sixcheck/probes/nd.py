@@ -30,6 +30,9 @@ from typing import Any
 
 from . import ndwire
 from .base import Fields, Observation, ProbeContext, ProbeFailed, ProbeRequest, Threshold
+
+# The requests live apart (pytest's collection imports only them); this module answers them.
+from .nd_requests import RouterAdverts, RouterNeighbors
 from .netlink import Netlink
 
 ALL_ROUTERS = ndwire.ALL_ROUTERS
@@ -274,49 +277,34 @@ class RaObservation(Observation):
     )
 
 
-@dataclass(frozen=True)
-class RouterAdverts(ProbeRequest[RaObservation]):
-    """Solicit RAs on `interface` and collect every RA (solicited or not).
+async def listen_batch(
+    requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
+) -> dict[ProbeRequest[Any], Observation]:
+    """Answer a batch of RouterAdverts (see `nd_requests`): one listener thread each."""
+    import asyncio
 
-    With `expect` (the routers the profile lists, as (link-local address, MAC), either may be
-    None) the window closes once each has answered, MAX_RA_DELAY_TIME has passed since the RS and
-    nobody else has advertised; while one is missing or a stranger was seen it stays open up to
-    `ctx.ra_listen`. Without `expect` (discovery: nobody is known) it lasts `ctx.ra_listen`.
-    """
-
-    interface: str
-    expect: tuple[tuple[str | None, str | None], ...] = ()
-    needs_raw = True
-    opens_window = True
-
-    @classmethod
-    async def run_batch(
-        cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
-    ) -> dict[ProbeRequest[Any], Observation]:
-        import asyncio
-
-        reqs = [r for r in requests if isinstance(r, RouterAdverts)]
-        results = await asyncio.gather(
-            *(
-                asyncio.wait_for(
-                    asyncio.to_thread(listen_for_ras, r.interface, ctx.ra_listen, r.expect),
-                    timeout=ctx.ra_listen + ctx.probe_timeout + 1,
-                )
-                for r in reqs
-            ),
-            return_exceptions=True,
-        )
-        out: dict[ProbeRequest[Any], Observation] = {}
-        for req, res in zip(reqs, results, strict=True):
-            if isinstance(res, TimeoutError):
-                out[req] = ProbeFailed(error=f"RA listener on {req.interface} did not finish")
-            elif isinstance(res, BaseException):
-                out[req] = ProbeFailed(
-                    error=f"RA probe on {req.interface}: {type(res).__name__}: {res}"
-                )
-            else:
-                out[req] = res
-        return out
+    reqs = [r for r in requests if isinstance(r, RouterAdverts)]
+    results = await asyncio.gather(
+        *(
+            asyncio.wait_for(
+                asyncio.to_thread(listen_for_ras, r.interface, ctx.ra_listen, r.expect),
+                timeout=ctx.ra_listen + ctx.probe_timeout + 1,
+            )
+            for r in reqs
+        ),
+        return_exceptions=True,
+    )
+    out: dict[ProbeRequest[Any], Observation] = {}
+    for req, res in zip(reqs, results, strict=True):
+        if isinstance(res, TimeoutError):
+            out[req] = ProbeFailed(error=f"RA listener on {req.interface} did not finish")
+        elif isinstance(res, BaseException):
+            out[req] = ProbeFailed(
+                error=f"RA probe on {req.interface}: {type(res).__name__}: {res}"
+            )
+        else:
+            out[req] = res
+    return out
 
 
 def _solicited_node(addr: str) -> tuple[str, str]:
@@ -516,42 +504,31 @@ class NeighborObservation(Observation):
     )
 
 
-@dataclass(frozen=True)
-class RouterNeighbors(ProbeRequest[NeighborObservation]):
-    """NS/NA with `targets` on `interface` (empty: the gateways of its default routes), then an
-    echo through the kernel so its neighbour cache must resolve them too, then read that cache."""
+async def neighbors_batch(
+    requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
+) -> dict[ProbeRequest[Any], Observation]:
+    """Answer a batch of RouterNeighbors (see `nd_requests`): one NS/NA thread each."""
+    import asyncio
 
-    interface: str
-    targets: tuple[str, ...] = ()
-    needs_raw = True
-
-    @classmethod
-    async def run_batch(
-        cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
-    ) -> dict[ProbeRequest[Any], Observation]:
-        import asyncio
-
-        reqs = [r for r in requests if isinstance(r, RouterNeighbors)]
-        results = await asyncio.gather(
-            *(
-                asyncio.wait_for(
-                    asyncio.to_thread(ask_neighbors, r.interface, r.targets, ctx.probe_timeout),
-                    timeout=3 * ctx.probe_timeout + 2,
-                )
-                for r in reqs
-            ),
-            return_exceptions=True,
-        )
-        out: dict[ProbeRequest[Any], Observation] = {}
-        for req, res in zip(reqs, results, strict=True):
-            if isinstance(res, BaseException):
-                what = (
-                    "timed out" if isinstance(res, TimeoutError) else f"{type(res).__name__}: {res}"
-                )
-                out[req] = ProbeFailed(error=f"NS/NA probe on {req.interface}: {what}")
-            else:
-                out[req] = res
-        return out
+    reqs = [r for r in requests if isinstance(r, RouterNeighbors)]
+    results = await asyncio.gather(
+        *(
+            asyncio.wait_for(
+                asyncio.to_thread(ask_neighbors, r.interface, r.targets, ctx.probe_timeout),
+                timeout=3 * ctx.probe_timeout + 2,
+            )
+            for r in reqs
+        ),
+        return_exceptions=True,
+    )
+    out: dict[ProbeRequest[Any], Observation] = {}
+    for req, res in zip(reqs, results, strict=True):
+        if isinstance(res, BaseException):
+            what = "timed out" if isinstance(res, TimeoutError) else f"{type(res).__name__}: {res}"
+            out[req] = ProbeFailed(error=f"NS/NA probe on {req.interface}: {what}")
+        else:
+            out[req] = res
+    return out
 
 
 def decode_na(pkt: bytes | None) -> tuple[str, int, str] | None:

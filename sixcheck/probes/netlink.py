@@ -18,6 +18,16 @@ from typing import Any
 
 from .base import Fields, Observation, ProbeContext, ProbeFailed, ProbeRequest
 
+# The requests live apart (pytest's collection imports only them); this module answers them.
+from .netlink_requests import (
+    NetlinkRead,
+    ReadAddresses,
+    ReadNeighbors,
+    ReadRoutes,
+    ReadRules,
+    RouteGet,
+)
+
 # IFA_F_* (linux/if_addr.h): the flags `ip -6 addr` prints.
 IFA_FLAGS: dict[int, str] = {
     0x01: "temporary",
@@ -273,80 +283,16 @@ class NeighborList(Observation):
     compared = Fields(stable=("error", "neighbors.router"), volatile=("neighbors.state",))
 
 
-# ------------------------------------------------------------------------------- requests
-
-
-@dataclass(frozen=True)
-class ReadAddresses(ProbeRequest[AddressList]):
-    """IPv6 addresses of an interface, with their flags and lifetimes."""
-
-    interface: str
-
-    @classmethod
-    async def run_batch(
-        cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
-    ) -> dict[ProbeRequest[Any], Observation]:
-        return await _batch(requests, ctx, _read_addresses)
-
-
-@dataclass(frozen=True)
-class ReadRoutes(ProbeRequest[RouteTable]):
-    """IPv6 routes of one table (254 = main, 255 = local)."""
-
-    table: int = 254
-
-    @classmethod
-    async def run_batch(
-        cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
-    ) -> dict[ProbeRequest[Any], Observation]:
-        return await _batch(requests, ctx, _read_routes)
-
-
-@dataclass(frozen=True)
-class ReadRules(ProbeRequest[RuleList]):
-    """IPv6 policy rules."""
-
-    @classmethod
-    async def run_batch(
-        cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
-    ) -> dict[ProbeRequest[Any], Observation]:
-        return await _batch(requests, ctx, _read_rules)
-
-
-@dataclass(frozen=True)
-class RouteGet(ProbeRequest[RouteLookup]):
-    """`ip -6 route get DESTINATION [from SOURCE]`, asked of the kernel; sends nothing."""
-
-    destination: str
-    source: str | None = None
-
-    @classmethod
-    async def run_batch(
-        cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
-    ) -> dict[ProbeRequest[Any], Observation]:
-        return await _batch(requests, ctx, _route_get)
-
-
-@dataclass(frozen=True)
-class ReadNeighbors(ProbeRequest[NeighborList]):
-    """The IPv6 neighbour cache of one interface."""
-
-    interface: str
-
-    @classmethod
-    async def run_batch(
-        cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
-    ) -> dict[ProbeRequest[Any], Observation]:
-        return await _batch(requests, ctx, _read_neighbors)
-
-
 # ------------------------------------------------------------------------------- reading
 
 
-async def _batch(
-    requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext, fn: Any
+async def read_batch(
+    kind: type[NetlinkRead[Any]], requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
 ) -> dict[ProbeRequest[Any], Observation]:
+    """Answer a batch of one kind of `netlink_requests` read over one socket, in a thread."""
     import asyncio
+
+    fn: Any = _READERS[kind]
 
     def work() -> dict[ProbeRequest[Any], Observation]:
         out: dict[ProbeRequest[Any], Observation] = {}
@@ -652,3 +598,12 @@ def _read_neighbors(nl: Netlink, req: ReadNeighbors) -> NeighborList:
             interface=req.interface, error=f"interface {req.interface} does not exist on this node"
         )
     return NeighborList(interface=req.interface, neighbors=tuple(nl.neighbors(req.interface)))
+
+
+_READERS: dict[type[NetlinkRead[Any]], Any] = {
+    ReadAddresses: _read_addresses,
+    ReadRoutes: _read_routes,
+    ReadRules: _read_rules,
+    RouteGet: _route_get,
+    ReadNeighbors: _read_neighbors,
+}
