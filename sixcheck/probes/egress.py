@@ -29,6 +29,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from .base import Fields, Observation, ProbeContext, ProbeFailed, ProbeRequest
+
+# The requests live apart (pytest's collection imports only them); this module answers them.
+from .egress_requests import CaptureEgress, LinkFamilies, NameEgress, ResolverEgress, RouteGet
 from .netlink import RT_PROTO as PROTO_NAMES
 from .netlink import RT_TABLE as TABLE_NAMES
 from .netlink import RT_TYPE as ROUTE_TYPES
@@ -527,37 +530,32 @@ async def _in_thread(fn: Callable[[], T], timeout: float) -> T:
 # requests
 
 
-@dataclass(frozen=True)
-class RouteGet(ProbeRequest[RouteDecision]):
-    """The kernel's routing decision for one address (IPv4 or IPv6)."""
+async def route_get_batch(
+    requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
+) -> dict[ProbeRequest[Any], Observation]:
+    """Answer a batch of RouteGet (see `egress_requests`): one netlink socket, in a thread."""
 
-    dst: str
-
-    @classmethod
-    async def run_batch(
-        cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
-    ) -> dict[ProbeRequest[Any], Observation]:
-        def work() -> dict[ProbeRequest[Any], Observation]:
-            nl = Netlink()
-            try:
-                out: dict[ProbeRequest[Any], Observation] = {}
-                for r in requests:
-                    assert isinstance(r, RouteGet)
-                    out[r] = nl.decide(ipaddress.ip_address(r.dst))
-                return out
-            finally:
-                nl.close()
-
+    def work() -> dict[ProbeRequest[Any], Observation]:
+        nl = Netlink()
         try:
-            return await _in_thread(work, ctx.probe_timeout)
-        except TimeoutError:
-            return {
-                r: ProbeFailed(
-                    error="route lookups did not finish within the probe "
-                    f"deadline ({ctx.probe_timeout:g} s)"
-                )
-                for r in requests
-            }
+            out: dict[ProbeRequest[Any], Observation] = {}
+            for r in requests:
+                assert isinstance(r, RouteGet)
+                out[r] = nl.decide(ipaddress.ip_address(r.dst))
+            return out
+        finally:
+            nl.close()
+
+    try:
+        return await _in_thread(work, ctx.probe_timeout)
+    except TimeoutError:
+        return {
+            r: ProbeFailed(
+                error="route lookups did not finish within the probe "
+                f"deadline ({ctx.probe_timeout:g} s)"
+            )
+            for r in requests
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -600,70 +598,57 @@ def resolve_family(name: str, family: int) -> tuple[list[str], bool, str | None]
     return addrs, False, None
 
 
-@dataclass(frozen=True)
-class NameEgress(ProbeRequest[NameRoutes]):
-    """Resolve `name` for `family` (4 or 6), then decide each address.
+async def name_egress_batch(
+    requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
+) -> dict[ProbeRequest[Any], Observation]:
+    """Answer a batch of NameEgress (see `egress_requests`): resolve, then decide each address."""
+    import asyncio
 
-    Without `resolver` the name is resolved as applications do (getaddrinfo, the host's
-    resolv.conf); with it, by one query to that resolver (the VPN's own), through the `dns`
-    area's DnsQuery probe, so there is one DNS client in sixcheck.
-    """
+    reqs = [r for r in requests if isinstance(r, NameEgress)]
+    answers = await _query_resolvers(reqs, ctx)
 
-    name: str
-    family: int
-    resolver: str | None = None
-
-    @classmethod
-    async def run_batch(
-        cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
-    ) -> dict[ProbeRequest[Any], Observation]:
-        import asyncio
-
-        reqs = [r for r in requests if isinstance(r, NameEgress)]
-        answers = await _query_resolvers(reqs, ctx)
-
-        async def one(r: NameEgress) -> Observation:
-            label = f"resolver {r.resolver}" if r.resolver else NameRoutes.resolver
-            base = NameRoutes(name=r.name, family=r.family, resolver=label)
-            if r.resolver:
-                addrs, none, err = answers[r]
-            else:
-                try:
-                    addrs, none, err = await _in_thread(
-                        lambda: resolve_family(r.name, r.family), ctx.probe_timeout
-                    )
-                except TimeoutError:
-                    return replace(
-                        base,
-                        error=f"resolving {r.name} did not finish within {ctx.probe_timeout:g} s",
-                    )
-            if err or not addrs:
-                return replace(base, no_records=none, error=err)
-
-            def route_all() -> tuple[RouteDecision, ...]:
-                nl = Netlink()
-                try:
-                    return tuple(nl.decide(ipaddress.ip_address(a)) for a in addrs)
-                finally:
-                    nl.close()
-
+    async def one(r: NameEgress) -> Observation:
+        label = f"resolver {r.resolver}" if r.resolver else NameRoutes.resolver
+        base = NameRoutes(name=r.name, family=r.family, resolver=label)
+        if r.resolver:
+            addrs, none, err = answers[r]
+        else:
             try:
-                decisions = await _in_thread(route_all, ctx.probe_timeout)
+                addrs, none, err = await _in_thread(
+                    lambda: resolve_family(r.name, r.family), ctx.probe_timeout
+                )
             except TimeoutError:
                 return replace(
-                    base, addresses=tuple(addrs), error="route lookups did not finish in time"
+                    base,
+                    error=f"resolving {r.name} did not finish within {ctx.probe_timeout:g} s",
                 )
-            return replace(base, addresses=tuple(addrs), decisions=decisions)
+        if err or not addrs:
+            return replace(base, no_records=none, error=err)
 
-        results = await asyncio.gather(*(one(r) for r in reqs), return_exceptions=True)
-        out: dict[ProbeRequest[Any], Observation] = {}
-        for r, res in zip(reqs, results, strict=True):
-            out[r] = (
-                ProbeFailed(error=f"probe crashed: {type(res).__name__}: {res}")
-                if isinstance(res, BaseException)
-                else res
+        def route_all() -> tuple[RouteDecision, ...]:
+            nl = Netlink()
+            try:
+                return tuple(nl.decide(ipaddress.ip_address(a)) for a in addrs)
+            finally:
+                nl.close()
+
+        try:
+            decisions = await _in_thread(route_all, ctx.probe_timeout)
+        except TimeoutError:
+            return replace(
+                base, addresses=tuple(addrs), error="route lookups did not finish in time"
             )
-        return out
+        return replace(base, addresses=tuple(addrs), decisions=decisions)
+
+    results = await asyncio.gather(*(one(r) for r in reqs), return_exceptions=True)
+    out: dict[ProbeRequest[Any], Observation] = {}
+    for r, res in zip(reqs, results, strict=True):
+        out[r] = (
+            ProbeFailed(error=f"probe crashed: {type(res).__name__}: {res}")
+            if isinstance(res, BaseException)
+            else res
+        )
+    return out
 
 
 async def _query_resolvers(
@@ -716,35 +701,32 @@ class ResolverRoutes(Observation):
     )
 
 
-@dataclass(frozen=True)
-class ResolverEgress(ProbeRequest[ResolverRoutes]):
-    """Read the host's resolvers (the `dns` area's reader) and decide the route to each."""
+async def resolver_egress(req: ResolverEgress, ctx: ProbeContext) -> ResolverRoutes:
+    """Answer a ResolverEgress (see `egress_requests`)."""
+    from .dns import read_host_resolvers
 
-    async def run_one(self, ctx: ProbeContext) -> ResolverRoutes:
-        from .dns import read_host_resolvers
+    def work() -> ResolverRoutes:
+        hr = read_host_resolvers()
+        if hr.error:
+            return ResolverRoutes(error=hr.error)
+        servers = tuple(hr.effective)
+        nl = Netlink()
+        try:
+            decisions = []
+            for srv in servers:
+                try:
+                    ip = ipaddress.ip_address(srv.split("%")[0])
+                except ValueError:
+                    decisions.append(
+                        RouteDecision(dst=srv, family=0, error=f"{srv!r} is not an address")
+                    )
+                    continue
+                decisions.append(nl.decide(ip))
+        finally:
+            nl.close()
+        return ResolverRoutes(servers=servers, via_stub=hr.via_stub, decisions=tuple(decisions))
 
-        def work() -> ResolverRoutes:
-            hr = read_host_resolvers()
-            if hr.error:
-                return ResolverRoutes(error=hr.error)
-            servers = tuple(hr.effective)
-            nl = Netlink()
-            try:
-                decisions = []
-                for srv in servers:
-                    try:
-                        ip = ipaddress.ip_address(srv.split("%")[0])
-                    except ValueError:
-                        decisions.append(
-                            RouteDecision(dst=srv, family=0, error=f"{srv!r} is not an address")
-                        )
-                        continue
-                    decisions.append(nl.decide(ip))
-            finally:
-                nl.close()
-            return ResolverRoutes(servers=servers, via_stub=hr.via_stub, decisions=tuple(decisions))
-
-        return await _in_thread(work, ctx.probe_timeout)
+    return await _in_thread(work, ctx.probe_timeout)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -764,48 +746,44 @@ class LinkInfo(Observation):
         return bool(self.routes.get(family))
 
 
-@dataclass(frozen=True)
-class LinkFamilies(ProbeRequest[LinkInfo]):
-    """Read one interface's global addresses and the routes into it, per family."""
+async def link_families(req: LinkFamilies, ctx: ProbeContext) -> LinkInfo:
+    """Answer a LinkFamilies (see `egress_requests`)."""
 
-    interface: str
-
-    async def run_one(self, ctx: ProbeContext) -> LinkInfo:
-        def work() -> LinkInfo:
-            nl = Netlink()
-            try:
-                index = {v: k for k, v in nl.names.items()}.get(self.interface)
-                if index is None:
-                    return LinkInfo(
-                        interface=self.interface,
-                        error=f"interface {self.interface} does not exist on this node",
-                    )
-                link = nl.ipr.get_links(index)[0]
-                up = bool(link["flags"] & 1)
-                addrs: dict[int, tuple[str, ...]] = {}
-                routes: dict[int, tuple[str, ...]] = {}
-                for fam, af in ((4, socket.AF_INET), (6, socket.AF_INET6)):
-                    found = []
-                    for a in nl.ipr.get_addr(family=af, index=index):
-                        ip = ipaddress.ip_address(a.get_attr("IFA_ADDRESS"))
-                        if not (ip.is_link_local or ip.is_loopback):
-                            found.append(f"{ip}/{a['prefixlen']}")
-                    addrs[fam] = tuple(found)
-                    routes[fam] = tuple(
-                        r.text()
-                        for r in nl.routes(fam)
-                        if r.interface == self.interface
-                        and r.kind == "unicast"
-                        and not r.network.is_link_local
-                        and not r.network.is_multicast
-                    )
+    def work() -> LinkInfo:
+        nl = Netlink()
+        try:
+            index = {v: k for k, v in nl.names.items()}.get(req.interface)
+            if index is None:
                 return LinkInfo(
-                    interface=self.interface, exists=True, up=up, addresses=addrs, routes=routes
+                    interface=req.interface,
+                    error=f"interface {req.interface} does not exist on this node",
                 )
-            finally:
-                nl.close()
+            link = nl.ipr.get_links(index)[0]
+            up = bool(link["flags"] & 1)
+            addrs: dict[int, tuple[str, ...]] = {}
+            routes: dict[int, tuple[str, ...]] = {}
+            for fam, af in ((4, socket.AF_INET), (6, socket.AF_INET6)):
+                found = []
+                for a in nl.ipr.get_addr(family=af, index=index):
+                    ip = ipaddress.ip_address(a.get_attr("IFA_ADDRESS"))
+                    if not (ip.is_link_local or ip.is_loopback):
+                        found.append(f"{ip}/{a['prefixlen']}")
+                addrs[fam] = tuple(found)
+                routes[fam] = tuple(
+                    r.text()
+                    for r in nl.routes(fam)
+                    if r.interface == req.interface
+                    and r.kind == "unicast"
+                    and not r.network.is_link_local
+                    and not r.network.is_multicast
+                )
+            return LinkInfo(
+                interface=req.interface, exists=True, up=up, addresses=addrs, routes=routes
+            )
+        finally:
+            nl.close()
 
-        return await _in_thread(work, ctx.probe_timeout)
+    return await _in_thread(work, ctx.probe_timeout)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -847,34 +825,19 @@ class CaptureResult(Observation):
     )
 
 
-@dataclass(frozen=True)
-class CaptureEgress(ProbeRequest[CaptureResult]):
-    """Send one UDP datagram to `target` (an address, or a name resolved for `family`) and
-    capture on `watch` interfaces which of them it leaves by. All requests of a run share one
-    sniffer per interface and one short window."""
-
-    needs_raw = True
-    imports = ("scapy.layers.inet", "scapy.layers.inet6", "scapy.layers.l2", "scapy.sendrecv")
-
-    target: str
-    family: int
-    port: int
-    watch: tuple[str, ...]
-
-    @classmethod
-    async def run_batch(
-        cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
-    ) -> dict[ProbeRequest[Any], Observation]:
-        reqs = [r for r in requests if isinstance(r, CaptureEgress)]
-        window = min(1.0, max(0.3, ctx.probe_timeout / 3))
-        deadline = ctx.probe_timeout + window + 3.0
-        try:
-            return await _in_thread(lambda: capture_batch(reqs, window), deadline)
-        except TimeoutError:
-            return {
-                r: ProbeFailed(error=f"the capture did not finish within {deadline:g} s")
-                for r in reqs
-            }
+async def capture_egress_batch(
+    requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
+) -> dict[ProbeRequest[Any], Observation]:
+    """Answer a batch of CaptureEgress (see `egress_requests`): one shared capture window."""
+    reqs = [r for r in requests if isinstance(r, CaptureEgress)]
+    window = min(1.0, max(0.3, ctx.probe_timeout / 3))
+    deadline = ctx.probe_timeout + window + 3.0
+    try:
+        return await _in_thread(lambda: capture_batch(reqs, window), deadline)
+    except TimeoutError:
+        return {
+            r: ProbeFailed(error=f"the capture did not finish within {deadline:g} s") for r in reqs
+        }
 
 
 PAYLOAD = b"sixcheck vpn egress probe"
