@@ -11,17 +11,12 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from sixcheck.check import Simple, targets
-from sixcheck.probes.dns import (
-    DnsAnswer,
-    DnsQuery,
-    HostResolvers,
-    ReadHostResolvers,
-    nat64_prefixes,
-)
+from sixcheck.probes.dns_requests import DnsQuery, ReadHostResolvers
 from sixcheck.probes.netlink_requests import ReadAddresses
 from sixcheck.schema import Profile
 
-if TYPE_CHECKING:  # what the probe answers: loaded when it runs, not when pytest collects
+if TYPE_CHECKING:  # what the probes answer: loaded when they run, not when pytest collects
+    from sixcheck.probes.dns import DnsAnswer, HostResolvers
     from sixcheck.probes.netlink import AddressList
 
 AREA = "dns"
@@ -284,6 +279,8 @@ def _dns64_unreadable(ans: DnsAnswer) -> str | None:
             f"{_rcode_meaning(ans.rcode)}; expected NOERROR (with or without synthesized "
             "AAAA). Fix the resolver's answer, then run again"
         )
+    from sixcheck.probes.dns import nat64_prefixes  # the probe ran: loaded by now
+
     found = ans.addresses()
     if found and not nat64_prefixes(found):
         return (
@@ -310,6 +307,8 @@ def test_dns64(
     evidence["wanted"] = want.nat64 + (f" {want.prefix}" if want.prefix else "")
     unreadable = _dns64_unreadable(ans)
     assert unreadable is None, f"could not tell whether DNS64 is on: {unreadable}"
+    from sixcheck.probes.dns import nat64_prefixes  # the probe ran: loaded by now
+
     prefixes = nat64_prefixes(ans.addresses())
     evidence["nat64_prefixes"] = [str(n) for n in prefixes]
     if want.nat64 == "required":

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sixcheck.check import Simple, targets
 from sixcheck.probes.base import ProbeRequest
-from sixcheck.probes.icmp import Echo, EchoResult
-from sixcheck.probes.tcp import PortResult, TcpConnect, is_from
-from sixcheck.probes.udp import UdpProbe
+from sixcheck.probes.icmp_requests import Echo
+from sixcheck.probes.tcp_requests import TcpConnect
+from sixcheck.probes.udp_requests import UdpProbe
 from sixcheck.schema import Profile
 from sixcheck.schema.firewall import AllowGroup
+
+if TYPE_CHECKING:  # what the probes answer: loaded when they run, not when pytest collects
+    from sixcheck.probes.icmp import EchoResult
+    from sixcheck.probes.tcp import PortResult
 
 AREA = "firewall"
 
@@ -73,6 +77,8 @@ def _inbound_deny(p: Profile) -> Iterator[PortTarget]:
 def _from_this_node(offender: str | None, source: str | None) -> bool:
     """An ICMP(v6) error sent by this node itself, about its own packet (its OUTPUT rules
     rejected it, or no neighbour answered for the next hop): the packet never left."""
+    from sixcheck.probes.tcp import is_from  # the probe ran: loaded by now
+
     return source is not None and is_from(offender, source)
 
 

@@ -11,13 +11,14 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from sixcheck.check import Simple, targets
-from sixcheck.probes.icmp import Echo, EchoResult
+from sixcheck.probes.icmp_requests import Echo
 from sixcheck.probes.netlink_requests import ReadAddresses, ReadRoutes, ReadRules, RouteGet
 from sixcheck.probes.sysctl import SysctlRead, SysctlValue
 from sixcheck.schema import Profile
 from sixcheck.schema.routes import DefaultRoute, ExpectedAddress, InterfaceAddresses
 
 if TYPE_CHECKING:  # what the probes answer: loaded when they run, not when pytest collects
+    from sixcheck.probes.icmp import EchoResult
     from sixcheck.probes.netlink import (
         Address,
         AddressList,

@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from sixcheck.check import Simple, targets
-from sixcheck.probes.icmp import Echo, EchoResult, PathMtu, PathMtuResult
+from sixcheck.probes.icmp_requests import Echo, PathMtu
 from sixcheck.probes.netlink_requests import ReadAddresses, ReadRoutes, RouteGet
 from sixcheck.schema import Profile
 
 if TYPE_CHECKING:  # what the probes answer: loaded when they run, not when pytest collects
+    from sixcheck.probes.icmp import EchoResult, PathMtuResult
     from sixcheck.probes.netlink import AddressList, RouteLookup, RouteTable
 
 AREA = "tunnel"

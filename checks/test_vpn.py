@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sixcheck.check import Simple, targets
 from sixcheck.probes.addrinfo import AddrInfo, AddrOrder
-from sixcheck.probes.dns import DnsAnswer, DnsQuery
+from sixcheck.probes.dns_requests import DnsQuery
 from sixcheck.probes.egress_requests import (
     CaptureEgress,
     LinkFamilies,
@@ -27,6 +27,7 @@ from sixcheck.schema import Profile
 from sixcheck.schema.vpn import VpnArea
 
 if TYPE_CHECKING:  # what the probes answer: loaded when they run, not when pytest collects
+    from sixcheck.probes.dns import DnsAnswer
     from sixcheck.probes.egress import (
         CaptureResult,
         LinkInfo,

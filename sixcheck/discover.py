@@ -23,12 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from .probes.base import Observation, ProbeContext, ProbeRequest, has_raw_sockets
-from .probes.dns import DnsAnswer, DnsQuery, HostResolvers, ReadHostResolvers
+from .probes.dns import DnsAnswer, HostResolvers
+from .probes.dns_requests import DnsQuery, ReadHostResolvers
 from .probes.nd import RaObservation
 from .probes.nd_requests import RouterAdverts
 from .probes.netlink import AddressList, RouteTable, RuleList
 from .probes.netlink_requests import ReadAddresses, ReadRoutes, ReadRules
-from .probes.ntp import NtpAnswer, NtpQuery
+from .probes.ntp import NtpAnswer
+from .probes.ntp_requests import NtpQuery
 from .probes.plan import run_plan
 from .probes.sysctl import SysctlValue, read_sysctl
 from .schema import parse

@@ -4,9 +4,10 @@ Start-up is budgeted (0.4 s on a small machine), and most of it is imports. Coll
 profile's targets and their probe requests, so the probe modules holding the request classes load;
 what only running a probe needs (asyncio and, through it, ssl; ctypes; scapy, pyroute2,
 dnspython) loads when the plan runs. Where a probe module is mostly observations and wire code,
-its requests live apart (`netlink_requests`, `nd_requests`, `dhcpv6_requests`, `egress_requests`)
-and the module itself loads when its probes run. A guard, not a timing: a module-level import
-that creeps back makes this fail whatever the machine's speed.
+its requests live apart (`netlink_requests`, `nd_requests`, `dhcpv6_requests`, `egress_requests`,
+`dns_requests`, `icmp_requests`, `tcp_requests`, `udp_requests`, `ntp_requests`) and the module
+itself loads when its probes run. A guard, not a timing: a module-level import that creeps back
+makes this fail whatever the machine's speed.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import pytest
 from conftest import REPO
 
 #: only a run needs these (a package with its submodules); each cost collection milliseconds
-#: before (asyncio ~12 ms with ssl; the records and observations of nd, netlink, dhcpv6 and egress
-#: ~0.4 ms per frozen dataclass)
+#: before (asyncio ~12 ms with ssl; the records and observations of nd, netlink, dhcpv6, egress,
+#: dns, icmp, tcp, udp and ntp ~0.4 ms per frozen dataclass; icmp, tcp and udp also load sockio)
 RUN_ONLY = (
     "asyncio",
     "ssl",
@@ -35,6 +36,12 @@ RUN_ONLY = (
     "sixcheck.probes.netlink",
     "sixcheck.probes.dhcpv6",
     "sixcheck.probes.egress",
+    "sixcheck.probes.dns",
+    "sixcheck.probes.icmp",
+    "sixcheck.probes.sockio",
+    "sixcheck.probes.tcp",
+    "sixcheck.probes.udp",
+    "sixcheck.probes.ntp",
 )
 
 COLLECT = """

@@ -20,6 +20,11 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 O = TypeVar("O", bound="Observation")  # noqa: E741 - conventional name for the observation type
 
+#: Default packets per second of a run (all probe kinds together) and sockets in flight: the
+#: defaults of the echo, TCP and UDP requests, here so that building one loads no socket code.
+DEFAULT_RATE = 1000
+DEFAULT_CONCURRENCY = 256
+
 
 @dataclass(frozen=True)
 class Threshold:

@@ -22,12 +22,12 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from .base import Fields, Observation, ProbeContext, ProbeFailed, ProbeRequest
 
-Transport = Literal["udp", "tcp"]
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# The requests live apart (pytest's collection imports only them); this module answers them.
+from .dns_requests import DnsQuery, IPAddress, Transport
 
 #: How a query can fail below DNS. An answer with rcode REFUSED/SERVFAIL is *not* here: the server
 #: answered, and `rcode` says what it said.
@@ -128,217 +128,175 @@ class DnsAnswer(Observation):
         return f"resolver {self.server}{port} over {self.transport.upper()}/{fam}"
 
 
-@dataclass(frozen=True)
-class DnsQuery(ProbeRequest[DnsAnswer]):
-    """Ask `server` for `name`/`rdtype` over `transport`, once, within the probe deadline.
+# ------------------------------------------------------------------------------- querying
 
-    `server` is an address (never a name: which resolver answered must be certain); its family is
-    the transport's family. `iface` scopes a link-local server (fe80::1 learnt from RDNSS).
-    `recursion` sets RD (the open-resolver check asks with RD=1 for a name outside the site).
-    `timeout` overrides the profile's probe deadline for this query.
-    """
 
-    server: IPAddress
-    name: str
-    rdtype: str = "AAAA"
-    transport: Transport = "udp"
-    port: int = 53
-    recursion: bool = True
-    iface: str | None = None
-    timeout: float | None = None
+async def query_batch(
+    requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
+) -> dict[ProbeRequest[Any], Observation]:
+    """Start every query at once, all bounded by the same deadline, so a dead resolver costs
+    one timeout for the whole run, however many names are asked of it."""
+    import asyncio
 
-    needs_raw: ClassVar[bool] = False
-    # dnspython's first import takes 0.1 s quiet and seconds on a loaded machine: loaded by the
-    # plan before any deadline starts, so a query's 1.5 s measures the resolver, not the import
-    imports: ClassVar[tuple[str, ...]] = (
-        "dns.asyncbackend",
-        "dns._asyncio_backend",
-        "dns.asyncquery",
-        "dns.exception",
-        "dns.flags",
-        "dns.message",
-        "dns.rcode",
-        "dns.rdatatype",
-    )
+    limit = asyncio.Semaphore(MAX_IN_FLIGHT)
+    owners = await asyncio.to_thread(_address_owners)  # pyroute2's sync API wants no loop
 
-    def __post_init__(self) -> None:
-        # accept strings for convenience; keep one canonical, hashable form for de-duplication
-        if not isinstance(self.server, ipaddress.IPv4Address | ipaddress.IPv6Address):
-            object.__setattr__(self, "server", ipaddress.ip_address(str(self.server)))
-        object.__setattr__(self, "name", self.name.rstrip(".").lower() or ".")
-        object.__setattr__(self, "rdtype", self.rdtype.upper())
-        if self.transport not in ("udp", "tcp"):
-            raise ValueError(f"transport must be udp or tcp, not {self.transport!r}")
+    async def one(req: DnsQuery) -> Observation:
+        async with limit:
+            try:
+                return await query(req, ctx.probe_timeout, owners)
+            except Exception as exc:  # one broken query must not take the batch with it
+                return ProbeFailed(error=f"DnsQuery crashed: {type(exc).__name__}: {exc}")
 
-    @property
-    def family(self) -> Literal["ipv6", "ipv4"]:
-        return "ipv6" if self.server.version == 6 else "ipv4"
+    queries = [r for r in requests if isinstance(r, DnsQuery)]
+    answers = await asyncio.gather(*(one(r) for r in queries))
+    return dict(zip(queries, answers, strict=True))
 
-    @classmethod
-    async def run_batch(
-        cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
-    ) -> dict[ProbeRequest[Any], Observation]:
-        """Start every query at once, all bounded by the same deadline, so a dead resolver costs
-        one timeout for the whole run, however many names are asked of it."""
-        import asyncio
 
-        limit = asyncio.Semaphore(MAX_IN_FLIGHT)
-        owners = await asyncio.to_thread(_address_owners)  # pyroute2's sync API wants no loop
+async def query_one(req: DnsQuery, ctx: ProbeContext) -> DnsAnswer:
+    """`DnsQuery.run_one`: one query outside a batch."""
+    import asyncio
 
-        async def one(req: DnsQuery) -> Observation:
-            async with limit:
-                try:
-                    return await req.query(ctx.probe_timeout, owners)
-                except Exception as exc:  # one broken query must not take the batch with it
-                    return ProbeFailed(error=f"DnsQuery crashed: {type(exc).__name__}: {exc}")
+    return await query(req, ctx.probe_timeout, await asyncio.to_thread(_address_owners))
 
-        queries = [r for r in requests if isinstance(r, DnsQuery)]
-        answers = await asyncio.gather(*(one(r) for r in queries))
-        return dict(zip(queries, answers, strict=True))
 
-    async def run_one(self, ctx: ProbeContext) -> DnsAnswer:
-        import asyncio
+async def query(
+    req: DnsQuery, default_timeout: float, owners: dict[str, str] | None = None
+) -> DnsAnswer:
+    """Send `req` and describe what happened; never raises (`DnsQuery.query` calls this)."""
+    import dns.exception
+    import dns.flags
+    import dns.message
+    import dns.rcode
+    import dns.rdatatype
 
-        return await self.query(ctx.probe_timeout, await asyncio.to_thread(_address_owners))
+    timeout = req.timeout or default_timeout
+    base: dict[str, Any] = {
+        "server": str(req.server),
+        "port": req.port,
+        "transport": req.transport,
+        "family": req.family,
+        "name": req.name,
+        "rdtype": req.rdtype,
+        "recursion_desired": req.recursion,
+    }
+    try:
+        rdtype = dns.rdatatype.from_text(req.rdtype)
+        q = dns.message.make_query(req.name.rstrip(".") + ".", rdtype)
+    except dns.exception.DNSException as exc:
+        return DnsAnswer(
+            **base, error_kind="local", error=f"cannot ask {req.name} {req.rdtype}: {exc}"
+        )
+    if not req.recursion:
+        q.flags &= ~dns.flags.RD
+    host = str(req.server)
+    if req.iface and req.server.version == 6 and req.server.is_link_local:
+        host = f"{host}%{req.iface}"
+    start = time.monotonic()
+    local: dict[str, Any] = {}  # the socket's own address, once it has one
+    icmp = "ICMPv6" if req.family == "ipv6" else "ICMP"
 
-    async def query(
-        self, default_timeout: float, owners: dict[str, str] | None = None
-    ) -> DnsAnswer:
-        """Send the query and describe what happened; never raises."""
-        import dns.exception
-        import dns.flags
-        import dns.message
-        import dns.rcode
-        import dns.rdatatype
-
-        timeout = self.timeout or default_timeout
-        base: dict[str, Any] = {
-            "server": str(self.server),
-            "port": self.port,
-            "transport": self.transport,
-            "family": self.family,
-            "name": self.name,
-            "rdtype": self.rdtype,
-            "recursion_desired": self.recursion,
-        }
-        try:
-            rdtype = dns.rdatatype.from_text(self.rdtype)
-            q = dns.message.make_query(self.name.rstrip(".") + ".", rdtype)
-        except dns.exception.DNSException as exc:
-            return DnsAnswer(
-                **base, error_kind="local", error=f"cannot ask {self.name} {self.rdtype}: {exc}"
-            )
-        if not self.recursion:
-            q.flags &= ~dns.flags.RD
-        host = str(self.server)
-        if self.iface and self.server.version == 6 and self.server.is_link_local:
-            host = f"{host}%{self.iface}"
-        start = time.monotonic()
-        local: dict[str, Any] = {}  # the socket's own address, once it has one
-        icmp = "ICMPv6" if self.family == "ipv6" else "ICMP"
-
-        def fail(kind: ErrorKind, why: str) -> DnsAnswer:
-            source, source_port = _split_sockname(local.get("sockname"))
-            return DnsAnswer(
-                **base,
-                source=source,
-                source_port=source_port,
-                interface=_owner(source, owners, self.iface),
-                elapsed=round(time.monotonic() - start, 4),
-                error_kind=kind,
-                error=f"{self._where()} {why}",
-            )
-
-        try:
-            resp = await self._exchange(q, (host, self.port), timeout, start, local)
-        except _ConnectTimeout:
-            return fail(
-                "timeout", f"did not accept a TCP connection within {timeout:g} s (timeout)"
-            )
-        except (TimeoutError, dns.exception.Timeout):
-            return fail("timeout", f"did not answer within {timeout:g} s (timeout)")
-        except ConnectionRefusedError:
-            if self.transport == "udp":
-                return fail(
-                    "unreachable",
-                    f"answered with {icmp} port unreachable: nothing listens on udp/{self.port} "
-                    "there (unreachable)",
-                )
-            return fail(
-                "connection-refused",
-                f"refused the TCP connection to port {self.port} (reset or {icmp} port "
-                "unreachable: nothing listens there)",
-            )
-        except (EOFError, ConnectionResetError, BrokenPipeError):
-            return fail("closed", "closed the connection without answering")
-        except dns.exception.DNSException as exc:
-            return fail("malformed", f"sent a malformed answer: {type(exc).__name__}: {exc}")
-        except OSError as exc:
-            kind, why = _oserror(exc, icmp)
-            return fail(kind, why)
+    def fail(kind: ErrorKind, why: str) -> DnsAnswer:
         source, source_port = _split_sockname(local.get("sockname"))
-        elapsed = round(time.monotonic() - start, 4)
-        flags = tuple(dns.flags.to_text(resp.flags).split())
-        truncated = "TC" in flags
         return DnsAnswer(
             **base,
             source=source,
             source_port=source_port,
-            interface=_owner(source, owners, self.iface),
-            responded=True,
-            rcode=dns.rcode.to_text(resp.rcode()),
-            flags=flags,
-            answers=_records(resp.answer),
-            authority=_records(resp.authority),
-            elapsed=elapsed,
-            error_kind="truncated" if truncated else None,
-            error=(
-                f"{self._where()} sent a truncated answer (TC set): the full answer needs TCP"
-                if truncated
-                else None
-            ),
+            interface=_owner(source, owners, req.iface),
+            elapsed=round(time.monotonic() - start, 4),
+            error_kind=kind,
+            error=f"{req._where()} {why}",
         )
 
-    async def _exchange(
-        self, q: Any, dest: tuple[str, int], timeout: float, start: float, local: dict[str, Any]
-    ) -> Any:
-        """Open a socket to the server (connected, so ICMP errors reach us), record its local
-        address, send the query and return the parsed answer; raises what went wrong."""
-        import asyncio
-
-        import dns.asyncbackend
-        import dns.asyncquery
-
-        backend = dns.asyncbackend.get_backend("asyncio")
-        af = socket.AF_INET6 if self.server.version == 6 else socket.AF_INET
-        kind = socket.SOCK_DGRAM if self.transport == "udp" else socket.SOCK_STREAM
-        try:
-            sock = await asyncio.wait_for(
-                backend.make_socket(af, kind, 0, None, dest, timeout),  # type: ignore[no-untyped-call]  # dnspython leaves it unannotated
-                timeout,
+    try:
+        resp = await _exchange(req, q, (host, req.port), timeout, start, local)
+    except _ConnectTimeout:
+        return fail("timeout", f"did not accept a TCP connection within {timeout:g} s (timeout)")
+    except (TimeoutError, dns.exception.Timeout):
+        return fail("timeout", f"did not answer within {timeout:g} s (timeout)")
+    except ConnectionRefusedError:
+        if req.transport == "udp":
+            return fail(
+                "unreachable",
+                f"answered with {icmp} port unreachable: nothing listens on udp/{req.port} "
+                "there (unreachable)",
             )
-        except TimeoutError as exc:
-            raise _ConnectTimeout from exc
-        except Exception as exc:
-            if type(exc).__name__ == "Timeout":  # dns.exception.Timeout from the backend
-                raise _ConnectTimeout from exc
-            raise
-        try:
-            local["sockname"] = await sock.getsockname()
-            remaining = max(0.01, timeout - (time.monotonic() - start))
-            if self.transport == "udp":
-                return await dns.asyncquery.udp(
-                    q, dest[0], timeout=remaining, port=dest[1], sock=sock, ignore_unexpected=True
-                )
-            return await dns.asyncquery.tcp(q, dest[0], timeout=remaining, port=dest[1], sock=sock)
-        finally:
-            with contextlib.suppress(Exception):  # closing never turns an answer into a crash
-                await sock.close()
+        return fail(
+            "connection-refused",
+            f"refused the TCP connection to port {req.port} (reset or {icmp} port "
+            "unreachable: nothing listens there)",
+        )
+    except (EOFError, ConnectionResetError, BrokenPipeError):
+        return fail("closed", "closed the connection without answering")
+    except dns.exception.DNSException as exc:
+        return fail("malformed", f"sent a malformed answer: {type(exc).__name__}: {exc}")
+    except OSError as exc:
+        kind, why = _oserror(exc, icmp)
+        return fail(kind, why)
+    source, source_port = _split_sockname(local.get("sockname"))
+    elapsed = round(time.monotonic() - start, 4)
+    flags = tuple(dns.flags.to_text(resp.flags).split())
+    truncated = "TC" in flags
+    return DnsAnswer(
+        **base,
+        source=source,
+        source_port=source_port,
+        interface=_owner(source, owners, req.iface),
+        responded=True,
+        rcode=dns.rcode.to_text(resp.rcode()),
+        flags=flags,
+        answers=_records(resp.answer),
+        authority=_records(resp.authority),
+        elapsed=elapsed,
+        error_kind="truncated" if truncated else None,
+        error=(
+            f"{req._where()} sent a truncated answer (TC set): the full answer needs TCP"
+            if truncated
+            else None
+        ),
+    )
 
-    def _where(self) -> str:
-        fam = "IPv6" if self.family == "ipv6" else "IPv4"
-        port = "" if self.port == 53 else f" port {self.port}"
-        return f"resolver {self.server}{port} over {self.transport.upper()}/{fam}"
+
+async def _exchange(
+    req: DnsQuery,
+    q: Any,
+    dest: tuple[str, int],
+    timeout: float,
+    start: float,
+    local: dict[str, Any],
+) -> Any:
+    """Open a socket to the server (connected, so ICMP errors reach us), record its local
+    address, send the query and return the parsed answer; raises what went wrong."""
+    import asyncio
+
+    import dns.asyncbackend
+    import dns.asyncquery
+
+    backend = dns.asyncbackend.get_backend("asyncio")
+    af = socket.AF_INET6 if req.server.version == 6 else socket.AF_INET
+    kind = socket.SOCK_DGRAM if req.transport == "udp" else socket.SOCK_STREAM
+    try:
+        sock = await asyncio.wait_for(
+            backend.make_socket(af, kind, 0, None, dest, timeout),  # type: ignore[no-untyped-call]  # dnspython leaves it unannotated
+            timeout,
+        )
+    except TimeoutError as exc:
+        raise _ConnectTimeout from exc
+    except Exception as exc:
+        if type(exc).__name__ == "Timeout":  # dns.exception.Timeout from the backend
+            raise _ConnectTimeout from exc
+        raise
+    try:
+        local["sockname"] = await sock.getsockname()
+        remaining = max(0.01, timeout - (time.monotonic() - start))
+        if req.transport == "udp":
+            return await dns.asyncquery.udp(
+                q, dest[0], timeout=remaining, port=dest[1], sock=sock, ignore_unexpected=True
+            )
+        return await dns.asyncquery.tcp(q, dest[0], timeout=remaining, port=dest[1], sock=sock)
+    finally:
+        with contextlib.suppress(Exception):  # closing never turns an answer into a crash
+            await sock.close()
 
 
 def _records(section: Any) -> tuple[DnsRecord, ...]:
@@ -500,16 +458,6 @@ class HostResolvers(Observation):
     via_stub: bool = False
 
     compared = Fields(stable=("error", "sources", "missing", "effective", "via_stub"))
-
-
-@dataclass(frozen=True)
-class ReadHostResolvers(ProbeRequest[HostResolvers]):
-    """Read the node's resolver configuration (files only: no query is sent)."""
-
-    root: str = "/"
-
-    async def run_one(self, ctx: ProbeContext) -> HostResolvers:
-        return read_host_resolvers(self.root)
 
 
 def parse_resolv_conf(text: str) -> tuple[str, ...]:

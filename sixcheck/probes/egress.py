@@ -655,7 +655,8 @@ async def _query_resolvers(
     reqs: Sequence[NameEgress], ctx: ProbeContext
 ) -> dict[NameEgress, tuple[list[str], bool, str | None]]:
     """Ask each listed resolver for each name's A/AAAA in one DnsQuery batch."""
-    from .dns import DnsAnswer, DnsQuery
+    from .dns import DnsAnswer
+    from .dns_requests import DnsQuery
 
     queries = {
         r: DnsQuery(ipaddress.ip_address(r.resolver), r.name, "AAAA" if r.family == 6 else "A")

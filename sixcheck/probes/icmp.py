@@ -29,6 +29,9 @@ from typing import Any, Literal
 from . import sockio
 from .base import Fields, Observation, ProbeContext, ProbeRequest, ProbeUnavailable
 
+# The requests live apart (pytest's collection imports only them); this module answers them.
+from .icmp_requests import Echo, PathMtu
+
 EchoOutcome = Literal["reply", "icmp-error", "too-big-local", "timeout", "local-error"]
 
 IPV6_HDR = 40
@@ -97,57 +100,43 @@ class EchoResult(Observation):
         return f"{what}: {self.error or self.outcome}"
 
 
-@dataclass(frozen=True)
-class Echo(ProbeRequest[EchoResult]):
-    """Send an ICMP(v6) echo request of `size` bytes (whole IP packet) to `dst` and wait.
+async def echo_batch(
+    requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
+) -> dict[ProbeRequest[Any], Observation]:
+    """Answer a batch of Echo (see `icmp_requests`): one wave under the smallest rate and
+    concurrency any of them asks for."""
+    import asyncio
 
-    `dst` is a literal address (IPv6, or IPv4 for a tunnel's underlay). `dont_fragment` gives
-    IPv6 DF semantics (never fragmented by this node). `rate`/`concurrency` bound the run.
-    """
+    reqs = [r for r in requests if isinstance(r, Echo)]
+    if not reqs:
+        return {}
+    rate = min(r.rate for r in reqs)
+    inflight = min(r.concurrency for r in reqs)
+    sem = asyncio.Semaphore(inflight)
+    pace = sockio.pacer(rate, inflight)
 
-    dst: str
-    size: int = 64
-    dont_fragment: bool = True
-    tries: int = 2
-    rate: int = sockio.DEFAULT_RATE
-    concurrency: int = sockio.DEFAULT_CONCURRENCY
+    async def one(r: Echo) -> Observation:
+        async with sem:
+            return await echo(r.dst, r.size, ctx.probe_timeout, r.dont_fragment, r.tries, pace)
 
-    @classmethod
-    async def run_batch(
-        cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
-    ) -> dict[ProbeRequest[Any], Observation]:
-        import asyncio
-
-        reqs = [r for r in requests if isinstance(r, Echo)]
-        if not reqs:
-            return {}
-        rate = min(r.rate for r in reqs)
-        inflight = min(r.concurrency for r in reqs)
-        sem = asyncio.Semaphore(inflight)
-        pace = sockio.pacer(rate, inflight)
-
-        async def one(r: Echo) -> Observation:
-            async with sem:
-                return await echo(r.dst, r.size, ctx.probe_timeout, r.dont_fragment, r.tries, pace)
-
-        results = await asyncio.gather(*(one(r) for r in reqs), return_exceptions=True)
-        out: dict[ProbeRequest[Any], Observation] = {}
-        srcs = {o.source for o in results if isinstance(o, EchoResult) and o.source}
-        ifaces = sockio.interfaces_of(srcs)
-        for r, res in zip(reqs, results, strict=True):
-            if isinstance(res, BaseException):
-                out[r] = EchoResult(
-                    dst=r.dst,
-                    family=_fam(r.dst),
-                    size=r.size,
-                    dont_fragment=r.dont_fragment,
-                    error=f"echo crashed: {type(res).__name__}: {res}",
-                )
-            elif isinstance(res, EchoResult) and res.source is not None and res.source in ifaces:
-                out[r] = replace(res, interface=ifaces[res.source])
-            else:
-                out[r] = res
-        return out
+    results = await asyncio.gather(*(one(r) for r in reqs), return_exceptions=True)
+    out: dict[ProbeRequest[Any], Observation] = {}
+    srcs = {o.source for o in results if isinstance(o, EchoResult) and o.source}
+    ifaces = sockio.interfaces_of(srcs)
+    for r, res in zip(reqs, results, strict=True):
+        if isinstance(res, BaseException):
+            out[r] = EchoResult(
+                dst=r.dst,
+                family=_fam(r.dst),
+                size=r.size,
+                dont_fragment=r.dont_fragment,
+                error=f"echo crashed: {type(res).__name__}: {res}",
+            )
+        elif isinstance(res, EchoResult) and res.source is not None and res.source in ifaces:
+            out[r] = replace(res, interface=ifaces[res.source])
+        else:
+            out[r] = res
+    return out
 
 
 def _fam(dst: str) -> Literal["ipv6", "ipv4"]:
@@ -327,67 +316,56 @@ class PathMtuResult(Observation):
     )
 
 
-@dataclass(frozen=True)
-class PathMtu(ProbeRequest[PathMtuResult]):
-    """Does `mtu` bytes reach `dst`, and does anything larger get a Packet Too Big (or this
-    node's own refusal) rather than vanishing? Starts at `start` bytes (e.g. 1500, what a LAN
-    host sends) and follows the signalled MTU down, at most `max_steps` times.
-    """
-
-    dst: str
-    mtu: int
-    start: int = 1500
-    max_steps: int = 4
-
-    async def run_one(self, ctx: ProbeContext) -> PathMtuResult | ProbeUnavailable:
-        t = ctx.probe_timeout
-        fits = await echo(self.dst, self.mtu, t, dont_fragment=True)
-        if isinstance(fits, ProbeUnavailable):
-            # no ping socket and no CAP_NET_RAW: the check skips saying so, like other raw probes
-            return fits
-        assert isinstance(fits, EchoResult)
-        base = PathMtuResult(dst=self.dst, mtu=self.mtu, start=self.start, fits=fits)
-        if not fits.answered:
-            return replace(base, verdict="path-broken")
-        steps: list[EchoResult] = []
-        size = self.start
-        signalled: int | None = None
-        for _ in range(self.max_steps):
-            if size <= self.mtu:
-                return replace(base, steps=tuple(steps), verdict="ok", signalled_mtu=signalled)
-            step = await echo(self.dst, size, t, dont_fragment=True)
-            assert isinstance(step, EchoResult)
-            steps.append(step)
-            if step.outcome == "reply":
-                return replace(base, steps=tuple(steps), verdict="ok", signalled_mtu=signalled)
-            if step.outcome == "timeout":
-                return replace(
-                    base,
-                    steps=tuple(steps),
-                    verdict="blackhole",
-                    blackhole_size=size,
-                    signalled_mtu=signalled,
-                )
-            nxt: int | None = None
-            if step.outcome == "too-big-local":
-                nxt = step.mtu
-            elif step.icmp is not None and step.icmp.name == "packet-too-big":
-                nxt = step.icmp.info or step.mtu
-            if not nxt or nxt >= size:
-                return replace(
-                    base,
-                    steps=tuple(steps),
-                    verdict="inconclusive",
-                    error=f"{step.summary()}: no smaller MTU to follow",
-                )
-            signalled = nxt
-            size = nxt
-        return replace(
-            base,
-            steps=tuple(steps),
-            verdict="inconclusive",
-            error=f"still no answer after {self.max_steps} steps",
-        )
+async def path_mtu_walk(req: PathMtu, ctx: ProbeContext) -> PathMtuResult | ProbeUnavailable:
+    """Answer one PathMtu (see `icmp_requests`): the walk its doc describes."""
+    t = ctx.probe_timeout
+    fits = await echo(req.dst, req.mtu, t, dont_fragment=True)
+    if isinstance(fits, ProbeUnavailable):
+        # no ping socket and no CAP_NET_RAW: the check skips saying so, like other raw probes
+        return fits
+    assert isinstance(fits, EchoResult)
+    base = PathMtuResult(dst=req.dst, mtu=req.mtu, start=req.start, fits=fits)
+    if not fits.answered:
+        return replace(base, verdict="path-broken")
+    steps: list[EchoResult] = []
+    size = req.start
+    signalled: int | None = None
+    for _ in range(req.max_steps):
+        if size <= req.mtu:
+            return replace(base, steps=tuple(steps), verdict="ok", signalled_mtu=signalled)
+        step = await echo(req.dst, size, t, dont_fragment=True)
+        assert isinstance(step, EchoResult)
+        steps.append(step)
+        if step.outcome == "reply":
+            return replace(base, steps=tuple(steps), verdict="ok", signalled_mtu=signalled)
+        if step.outcome == "timeout":
+            return replace(
+                base,
+                steps=tuple(steps),
+                verdict="blackhole",
+                blackhole_size=size,
+                signalled_mtu=signalled,
+            )
+        nxt: int | None = None
+        if step.outcome == "too-big-local":
+            nxt = step.mtu
+        elif step.icmp is not None and step.icmp.name == "packet-too-big":
+            nxt = step.icmp.info or step.mtu
+        if not nxt or nxt >= size:
+            return replace(
+                base,
+                steps=tuple(steps),
+                verdict="inconclusive",
+                error=f"{step.summary()}: no smaller MTU to follow",
+            )
+        signalled = nxt
+        size = nxt
+    return replace(
+        base,
+        steps=tuple(steps),
+        verdict="inconclusive",
+        error=f"still no answer after {req.max_steps} steps",
+    )
 
 
 async def _await_answer(

@@ -25,6 +25,9 @@ from typing import Any, Literal
 from .base import Fields, Observation, ProbeContext, ProbeRequest, Threshold
 from .dns import _address_owners, _owner, _split_sockname
 
+# The request lives apart (pytest's collection imports only it); this module answers it.
+from .ntp_requests import NtpQuery
+
 NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900-01-01 (NTP era 0) to 1970-01-01
 LEAP_TEXT = {
     0: "no warning",
@@ -174,82 +177,76 @@ class NtpAnswer(Observation):
         return f"NTP server {name}"
 
 
-@dataclass(frozen=True)
-class NtpQuery(ProbeRequest[NtpAnswer]):
-    """One client-mode (3) NTPv4 request to `server` (an IPv6 address or a name), over UDP/IPv6."""
+async def query_batch(
+    requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
+) -> dict[ProbeRequest[Any], Observation]:
+    """All servers at once under one deadline: a dead server costs one timeout per run."""
+    import asyncio
 
-    server: str
-    port: int = 123
-    timeout: float | None = None
+    owners = await asyncio.to_thread(_address_owners)
+    reqs = [r for r in requests if isinstance(r, NtpQuery)]
+    results = await asyncio.gather(*(query(r, ctx.probe_timeout, owners) for r in reqs))
+    return dict(zip(reqs, results, strict=True))
 
-    @classmethod
-    async def run_batch(
-        cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
-    ) -> dict[ProbeRequest[Any], Observation]:
-        """All servers at once under one deadline: a dead server costs one timeout per run."""
-        import asyncio
 
-        owners = await asyncio.to_thread(_address_owners)
-        reqs = [r for r in requests if isinstance(r, NtpQuery)]
-        results = await asyncio.gather(*(r.query(ctx.probe_timeout, owners) for r in reqs))
-        return dict(zip(reqs, results, strict=True))
+async def query_one(req: NtpQuery, ctx: ProbeContext) -> NtpAnswer:
+    """`NtpQuery.run_one`: one query outside a batch."""
+    import asyncio
 
-    async def run_one(self, ctx: ProbeContext) -> NtpAnswer:
-        import asyncio
+    return await query(req, ctx.probe_timeout, await asyncio.to_thread(_address_owners))
 
-        return await self.query(ctx.probe_timeout, await asyncio.to_thread(_address_owners))
 
-    async def query(
-        self, default_timeout: float, owners: dict[str, str] | None = None
-    ) -> NtpAnswer:
-        """Resolve (if a name), send one request, wait for the matching reply; never raises."""
-        timeout = self.timeout or default_timeout
-        start = time.monotonic()
-        base: dict[str, Any] = {"server": self.server, "port": self.port}
-        try:
-            addresses = await self._resolve(timeout)
-        except _NoAddress as exc:
-            return NtpAnswer(**base, error_kind="resolve", error=str(exc))
-        base["address"] = addresses[0]
-        base["addresses"] = tuple(addresses)
-        remaining = max(0.01, timeout - (time.monotonic() - start))
-        return await exchange(base, remaining, owners, stated=timeout)
+async def query(
+    req: NtpQuery, default_timeout: float, owners: dict[str, str] | None = None
+) -> NtpAnswer:
+    """Resolve (if a name), send one request, wait for the matching reply; never raises
+    (`NtpQuery.query` calls this)."""
+    timeout = req.timeout or default_timeout
+    start = time.monotonic()
+    base: dict[str, Any] = {"server": req.server, "port": req.port}
+    try:
+        addresses = await _resolve(req, timeout)
+    except _NoAddress as exc:
+        return NtpAnswer(**base, error_kind="resolve", error=str(exc))
+    base["address"] = addresses[0]
+    base["addresses"] = tuple(addresses)
+    remaining = max(0.01, timeout - (time.monotonic() - start))
+    return await exchange(base, remaining, owners, stated=timeout)
 
-    async def _resolve(self, timeout: float) -> list[str]:
-        """The server's IPv6 addresses: itself if an address, else its AAAA records, asked of
-        this node's resolvers (resolv.conf) with dnspython so the deadline really holds (a
-        getaddrinfo thread cannot be cancelled and would outlive the run)."""
-        try:
-            return [str(ipaddress.IPv6Address(self.server))]
-        except ValueError:
-            pass
-        import dns.asyncresolver
-        import dns.exception
-        import dns.resolver
 
-        what = f"{self.server} (AAAA, via this node's resolvers)"
-        try:
-            resolver = dns.asyncresolver.Resolver()
-            answer = await resolver.resolve(self.server, "AAAA", lifetime=timeout, search=False)
-        except dns.resolver.NXDOMAIN:
-            raise _NoAddress(
-                f"{self.server} does not exist (NXDOMAIN): it cannot be reached by name"
-            ) from None
-        except dns.resolver.NoAnswer:
-            raise _NoAddress(
-                f"{self.server} has no AAAA record: it cannot be reached over IPv6 by name"
-            ) from None
-        except dns.resolver.LifetimeTimeout:
-            raise _NoAddress(
-                f"could not resolve {what} within {timeout:g} s: no resolver answered"
-            ) from None
-        except dns.resolver.NoNameservers as exc:
-            raise _NoAddress(
-                f"could not resolve {what}: no resolver gave an answer ({exc})"
-            ) from None
-        except (dns.exception.DNSException, OSError) as exc:
-            raise _NoAddress(f"could not resolve {what}: {exc}") from None
-        return list(dict.fromkeys(str(ipaddress.IPv6Address(r.address)) for r in answer))
+async def _resolve(req: NtpQuery, timeout: float) -> list[str]:
+    """The server's IPv6 addresses: itself if an address, else its AAAA records, asked of
+    this node's resolvers (resolv.conf) with dnspython so the deadline really holds (a
+    getaddrinfo thread cannot be cancelled and would outlive the run)."""
+    try:
+        return [str(ipaddress.IPv6Address(req.server))]
+    except ValueError:
+        pass
+    import dns.asyncresolver
+    import dns.exception
+    import dns.resolver
+
+    what = f"{req.server} (AAAA, via this node's resolvers)"
+    try:
+        resolver = dns.asyncresolver.Resolver()
+        answer = await resolver.resolve(req.server, "AAAA", lifetime=timeout, search=False)
+    except dns.resolver.NXDOMAIN:
+        raise _NoAddress(
+            f"{req.server} does not exist (NXDOMAIN): it cannot be reached by name"
+        ) from None
+    except dns.resolver.NoAnswer:
+        raise _NoAddress(
+            f"{req.server} has no AAAA record: it cannot be reached over IPv6 by name"
+        ) from None
+    except dns.resolver.LifetimeTimeout:
+        raise _NoAddress(
+            f"could not resolve {what} within {timeout:g} s: no resolver answered"
+        ) from None
+    except dns.resolver.NoNameservers as exc:
+        raise _NoAddress(f"could not resolve {what}: no resolver gave an answer ({exc})") from None
+    except (dns.exception.DNSException, OSError) as exc:
+        raise _NoAddress(f"could not resolve {what}: {exc}") from None
+    return list(dict.fromkeys(str(ipaddress.IPv6Address(r.address)) for r in answer))
 
 
 class _NoAddress(Exception):

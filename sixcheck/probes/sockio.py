@@ -48,9 +48,6 @@ SO_EE_ORIGIN_ICMP = 2
 SO_EE_ORIGIN_ICMP6 = 3
 _EE = struct.Struct("=IBBBBII")  # struct sock_extended_err
 
-#: Default packets per second of a run (all probe kinds together) and sockets in flight.
-DEFAULT_RATE = 1000
-DEFAULT_CONCURRENCY = 256
 
 ICMP6_UNREACH_CODES = {
     0: "no-route",

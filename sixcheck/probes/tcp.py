@@ -37,6 +37,9 @@ from typing import Any, Literal, TypeVar
 from . import sockio
 from .base import Fields, Observation, ProbeContext, ProbeRequest
 
+# The request lives apart (pytest's collection imports only it); this module answers it.
+from .tcp_requests import TcpConnect
+
 PortState = Literal["open", "reset", "icmp", "dropped", "silent", "local-error"]
 
 #: Words for each state, for messages and evidence.
@@ -119,29 +122,19 @@ class PortResult(Observation):
         return f"{self.attempts} attempts, waited {waits}"
 
 
-@dataclass(frozen=True)
-class TcpConnect(ProbeRequest[PortResult]):
-    """Try a TCP handshake with [dst]:port; classify the answer (see module doc)."""
-
-    dst: str
-    port: int
-    tries: int = 2
-    rate: int = sockio.DEFAULT_RATE
-    concurrency: int = sockio.DEFAULT_CONCURRENCY
-
-    @classmethod
-    async def run_batch(
-        cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
-    ) -> dict[ProbeRequest[Any], Observation]:
-        reqs = [r for r in requests if isinstance(r, TcpConnect)]
-        return await run_paced(
-            reqs,
-            lambda r, pace, est: tcp_connect(r.dst, r.port, ctx.probe_timeout, r.tries, pace, est),
-            lambda r, err: PortResult(
-                dst=r.dst, port=r.port, proto="tcp", family=_fam(r.dst), error=err
-            ),
-            ctx.probe_timeout,
-        )
+async def connect_batch(
+    requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
+) -> dict[ProbeRequest[Any], Observation]:
+    """Answer a batch of TcpConnect (see `tcp_requests`): one paced wave."""
+    reqs = [r for r in requests if isinstance(r, TcpConnect)]
+    return await run_paced(
+        reqs,
+        lambda r, pace, est: tcp_connect(r.dst, r.port, ctx.probe_timeout, r.tries, pace, est),
+        lambda r, err: PortResult(
+            dst=r.dst, port=r.port, proto="tcp", family=_fam(r.dst), error=err
+        ),
+        ctx.probe_timeout,
+    )
 
 
 R = TypeVar("R", bound=Any)

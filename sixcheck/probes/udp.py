@@ -15,12 +15,14 @@ import socket
 import struct
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from . import sockio
 from .base import Observation, ProbeContext, ProbeRequest
 from .tcp import PortResult, _fam, is_from, run_paced
+
+# The request lives apart (pytest's collection imports only it); this module answers it.
+from .udp_requests import UdpProbe
 
 #: Named payloads a profile may ask for.
 PAYLOADS: dict[str, bytes] = {
@@ -39,32 +41,21 @@ def payload_bytes(spec: str) -> bytes:
     return bytes.fromhex(spec)
 
 
-@dataclass(frozen=True)
-class UdpProbe(ProbeRequest[PortResult]):
-    """Send `payload` (a name in PAYLOADS or hex) to [dst]:port; classify the answer."""
-
-    dst: str
-    port: int
-    payload: str = "empty"
-    tries: int = 2
-    rate: int = sockio.DEFAULT_RATE
-    concurrency: int = sockio.DEFAULT_CONCURRENCY
-
-    @classmethod
-    async def run_batch(
-        cls, requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
-    ) -> dict[ProbeRequest[Any], Observation]:
-        reqs = [r for r in requests if isinstance(r, UdpProbe)]
-        return await run_paced(
-            reqs,
-            lambda r, pace, est: udp_probe(
-                r.dst, r.port, payload_bytes(r.payload), ctx.probe_timeout, r.tries, pace, est
-            ),
-            lambda r, err: PortResult(
-                dst=r.dst, port=r.port, proto="udp", family=_fam(r.dst), error=err
-            ),
-            ctx.probe_timeout,
-        )
+async def probe_batch(
+    requests: Sequence[ProbeRequest[Any]], ctx: ProbeContext
+) -> dict[ProbeRequest[Any], Observation]:
+    """Answer a batch of UdpProbe (see `udp_requests`): one paced wave, as TCP's."""
+    reqs = [r for r in requests if isinstance(r, UdpProbe)]
+    return await run_paced(
+        reqs,
+        lambda r, pace, est: udp_probe(
+            r.dst, r.port, payload_bytes(r.payload), ctx.probe_timeout, r.tries, pace, est
+        ),
+        lambda r, err: PortResult(
+            dst=r.dst, port=r.port, proto="udp", family=_fam(r.dst), error=err
+        ),
+        ctx.probe_timeout,
+    )
 
 
 async def udp_probe(
