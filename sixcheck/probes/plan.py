@@ -61,9 +61,12 @@ async def _run_kind_timed(
 ) -> dict[ProbeRequest[Any], Observation]:
     import asyncio
 
-    if kind.imports:  # before the deadline starts, off the event loop: see the module docstring
-        await asyncio.get_running_loop().run_in_executor(None, _preload, kind.imports)
     try:
+        if (
+            kind.imports
+        ):  # before the probe's deadline, off the event loop: see the module docstring
+            loading = asyncio.get_running_loop().run_in_executor(None, _preload, kind.imports)
+            await asyncio.wait_for(loading, timeout=ctx.run_timeout)
         return await asyncio.wait_for(kind.run_batch(reqs, ctx), timeout=ctx.run_timeout)
     except TimeoutError:
         err = f"{kind.__name__} did not finish within the run deadline ({ctx.run_timeout:g} s)"
