@@ -15,6 +15,7 @@ import json
 import os
 import pkgutil
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -115,18 +116,24 @@ def runs(lab: Lab) -> Iterator[dict[str, tuple[int, Any, str]]]:
                 ]
             ),
         )
-        proc = subprocess.run(
-            argv,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-            env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1", HOME=str(out)),
+        # PYTHONFAULTHANDLER: a run that hangs is sent SIGABRT and prints every thread's stack
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONFAULTHANDLER="1", HOME=str(out))
+        proc = subprocess.Popen(
+            argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
+        try:
+            output, _ = proc.communicate(timeout=180)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # the exec chain ends in python: this is its PID
+            try:
+                output, _ = proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                output, _ = proc.communicate()
+            output = f"HUNG: still running after 180 s; its threads:\n{output}"
         f = out / f"{node}.json"
         data = json.loads(f.read_text()) if f.exists() else {"checks": []}
-        return node, (proc.returncode, data, proc.stdout + proc.stderr)
+        return node, (proc.returncode, data, output)
 
     try:
         results = {}
@@ -143,6 +150,7 @@ def test_unprivileged_run(
     runs: dict[str, tuple[int, Any, str]], may_ping: dict[str, bool], node: str
 ) -> None:
     rc, data, out = runs[node]
+    assert not out.startswith("HUNG"), out
     assert "Traceback" not in out, out
     assert "INTERNALERROR" not in out, out
     assert data["checks"], f"no JSON results written by nobody:\n{out}"
