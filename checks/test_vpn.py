@@ -82,8 +82,17 @@ def judge(d: RouteDecision, label: str, area: VpnArea, links: list[LinkInfo]) ->
     )
     if d.interface in area.public:
         return f"{what} leaves by {d.interface} around {vpn} ({d.how()}): {fix}"
-    where = f"leaves by {d.interface}" if d.interface else f"is {d.route_type}"
+    where = f"leaves by {d.interface}" if d.interface else nowhere(d.route_type)
     return f"{what} {where}, which is neither {vpn} nor refused ({d.how()}): {fix}"
+
+
+def nowhere(route_type: str) -> str:
+    """Words for a decision that names no outgoing interface ("is no-route" read as a typo)."""
+    if route_type == "no-route":
+        return "has no route"
+    if route_type == "local":
+        return "is delivered to this host (a local route)"
+    return f"ends in a {route_type} route"
 
 
 def _blackhole_dst(label: str, d: RouteDecision) -> str:
@@ -423,7 +432,7 @@ def test_vpn_resolver_answers_through_vpn(
         where = (
             f"leaves by {route.interface} around {vpn_phrase(area, route.family, links)}"
             if route.interface
-            else f"is {route.route_type}"
+            else nowhere(route.route_type)
         )
         problems.append(
             f"DNS to the VPN's resolver {target.id} {where} ({route.how()}): route it into "

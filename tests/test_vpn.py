@@ -250,6 +250,17 @@ def test_other_interface_and_errors_fail() -> None:
     assert (checks.judge(broken, "n", AREA, DUAL) or "").startswith("could not tell")
 
 
+def test_a_decision_without_an_interface_is_told_in_words() -> None:
+    """A local or multicast route is neither the VPN nor refused: the message says what it is,
+    not the route type's bare name ("is local"); "no-route" reads "has no route"."""
+    local = RouteDecision(dst="2001:db8:10::10", family=6, route_type="local")
+    assert "2001:db8:10::10 is delivered to this host (a local route), which is neither" in (
+        checks.judge(local, "2001:db8:10::10", AREA, DUAL) or ""
+    )
+    assert checks.nowhere("no-route") == "has no route"
+    assert checks.nowhere("multicast") == "ends in a multicast route"
+
+
 def test_capture_judgement() -> None:
     seen = CaptureResult(
         target="intranet.example.net",
