@@ -166,42 +166,32 @@ class Table:
 
 
 def bench_startup(t: Table, lab: Any, runs: int, tmp: Path) -> None:
+    """The anchor and the profiles take turns, run by run: the machine's speed drifts by 2x here
+    within minutes, and a ratio between blocks measured minutes apart measured the drift."""
     prof = tmp / "sysctl-only.yaml"
     prof.write_text(SYSCTL_ONLY)
     ns = lab.ns("lan")
-    anchor = [timed([PY, "-c", "import pytest"], ns)[0] for _ in range(runs)]
-    t.add("start-up", "anchor: python -c 'import pytest'", anchor, None, "-")
-    a = stats(anchor)[0]
     hyp = subprocess.run([PY, "-c", "import hypothesis"], capture_output=True, check=False)
     venv = "hypothesis installed (a dev venv)" if hyp.returncode == 0 else "no dev tools"
-    for label, path, goal in (
+    rows = (
         ("sysctl-only profile", str(prof), "<= 0.4 s"),
         ("lab-lan (packet-level)", str(tmp / "lab-lan.yaml"), "<= 0.4 s"),
-    ):
-        extra_p: list[str] = []
-        res = [
-            timed(
-                [
-                    PY,
-                    "-m",
-                    "pytest",
-                    "--profile",
-                    path,
-                    "--collect-only",
-                    "-q",
-                    "-p",
-                    "no:cacheprovider",
-                    *extra_p,
-                ],
-                ns,
-            )
-            for _ in range(runs)
-        ]
-        rss = statistics.median(r[1] for r in res) / 1024
+    )
+    collect = ["--collect-only", "-q", "-p", "no:cacheprovider"]
+    anchor: list[float] = []
+    res: dict[str, list[tuple[float, int, str]]] = {label: [] for label, _, _ in rows}
+    for _ in range(runs):
+        anchor.append(timed([PY, "-c", "import pytest"], ns)[0])
+        for label, path, _ in rows:
+            res[label].append(timed([PY, "-m", "pytest", "--profile", path, *collect], ns))
+    t.add("start-up", "anchor: python -c 'import pytest'", anchor, None, "-")
+    a = stats(anchor)[0]
+    for label, _, goal in rows:
+        rss = statistics.median(r[1] for r in res[label]) / 1024
         t.add(
             "start-up --collect-only",
             label,
-            [r[0] for r in res],
+            [r[0] for r in res[label]],
             a,
             goal,
             f"peak RSS {rss:.1f} MiB; {venv}; profile outside the repository",
