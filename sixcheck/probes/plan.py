@@ -62,9 +62,8 @@ async def _run_kind_timed(
     import asyncio
 
     try:
-        if (
-            kind.imports
-        ):  # before the probe's deadline, off the event loop: see the module docstring
+        # imports before the probe's own deadline, off the event loop: see the module docstring
+        if kind.imports:
             loading = asyncio.get_running_loop().run_in_executor(None, _preload, kind.imports)
             await asyncio.wait_for(loading, timeout=ctx.run_timeout)
         return await asyncio.wait_for(kind.run_batch(reqs, ctx), timeout=ctx.run_timeout)
